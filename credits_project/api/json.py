@@ -1,0 +1,152 @@
+"""Exact JSON in and out.
+
+Amounts never pass through `float`: numbers with a fraction or exponent parse as `Decimal`, and
+the renderer writes a `Decimal` verbatim (integral values as JSON integers, others in plain
+notation). Timestamps render as UTC ISO-8601 with milliseconds and `Z`.
+"""
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
+
+from credits_project.errors import InvalidJson, InvalidRequest, UnsupportedMediaType
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON exactly: decimals as `Decimal`, no NaN/Infinity, no repeated keys."""
+    return json.loads(
+        raw,
+        parse_float=Decimal,
+        parse_constant=_reject_constant,
+        object_pairs_hook=_object_without_duplicate_keys,
+    )
+
+
+def first_bad_string(value: Any) -> bool:
+    """True when `value` holds, at any depth (keys included), a string with NUL or a surrogate."""
+    if isinstance(value, str):
+        return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(first_bad_string(k) or first_bad_string(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(first_bad_string(item) for item in value)
+    return False
+
+
+def format_decimal(value: Decimal) -> str:
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def format_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> str:
+    """Render `value` as compact JSON, writing decimals and datetimes exactly (see module doc)."""
+    parts: list[str] = []
+    _write(value, parts.append)
+    return "".join(parts)
+
+
+def _write(value: Any, out: Any) -> None:
+    if value is None or isinstance(value, bool | str):
+        out(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, int):
+        out(str(value))
+    elif isinstance(value, Decimal):
+        out(format_decimal(value))
+    elif isinstance(value, dt.datetime):
+        out(json.dumps(format_datetime(value)))
+    elif isinstance(value, dict):
+        out("{")
+        for index, (key, item) in enumerate(value.items()):
+            if index:
+                out(",")
+            out(json.dumps(str(key), ensure_ascii=False))
+            out(":")
+            _write(item, out)
+        out("}")
+    elif isinstance(value, list | tuple):
+        out("[")
+        for index, item in enumerate(value):
+            if index:
+                out(",")
+            _write(item, out)
+        out("]")
+    else:
+        raise TypeError(f"cannot render {type(value).__name__} as JSON")
+
+
+class StrictJSONParser(BaseParser):
+    """Parses a request body that must be one JSON object (see `loads`)."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> dict[str, Any]:
+        raw = stream.read() if stream is not None else b""
+        return parse_object(raw)
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidJson() from None
+    if not isinstance(data, dict):
+        raise InvalidJson()
+    for key, item in data.items():
+        if first_bad_string(key) or first_bad_string(item):
+            raise InvalidRequest(str(key) if not first_bad_string(key) else "body", "bad_string")
+    return data
+
+
+def is_json_media_type(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def require_json_content_type(content_type: str | None, body: bytes) -> None:
+    if body and not is_json_media_type(content_type or ""):
+        raise UnsupportedMediaType()
+
+
+class ExactJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if data is None:
+            return b""
+        return dumps(data).encode("utf-8")
+
+
+class ExactJSONEncoder(json.JSONEncoder):
+    """For `JSONField(encoder=...)`: stores decimals (and all else) exactly as `dumps` does."""
+
+    def encode(self, o: Any) -> str:
+        return dumps(o)
+
+
+class ExactJSONDecoder(json.JSONDecoder):
+    """For `JSONField(decoder=...)`: reads numbers with a fraction back as `Decimal`."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("parse_float", Decimal)
+        super().__init__(**kwargs)

@@ -1,0 +1,286 @@
+"""The service's one error hierarchy.
+
+Every error a client can see is a subclass of `ServiceError`, carrying the HTTP status, the
+envelope `type`, a stable `code` and a human `message` that is stable per code. Services,
+validators and middleware raise these; one handler renders the envelope (API.md section 6).
+"""
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    """Base of every client-visible error; rendered as the error envelope."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str] = "server_error"
+    message: ClassVar[str] = "internal server error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, details: dict[str, Any] | None = None, *, message: str | None = None):
+        self.details = details
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+# --- 400 -----------------------------------------------------------------------------------
+
+
+class BadRequest(ServiceError):
+    """A request the service understood but will not carry out; nothing changed."""
+
+    status = 400
+    type = "bad_request"
+
+
+class FieldError(BadRequest):
+    """A request field is invalid; `details.field` names it."""
+
+    def __init__(self, field: str, **details: Any):
+        super().__init__({"field": field, **details})
+
+
+class InvalidRequest(FieldError):
+    """A field error without a more specific code (wrong type, too long, NUL, ...)."""
+
+    code = "invalid_request"
+    message = "invalid request"
+
+    def __init__(self, field: str, reason: str | None = None, **details: Any):
+        if reason:
+            details["reason"] = reason
+        super().__init__(field, **details)
+
+
+class CustomerIdRequired(FieldError):
+    code = "customer_id_required"
+    message = "customer_id is required"
+
+    def __init__(self) -> None:
+        super().__init__("customer_id")
+
+
+class TransactionIdRequired(FieldError):
+    code = "transaction_id_required"
+    message = "transaction_id is required"
+
+    def __init__(self) -> None:
+        super().__init__("transaction_id")
+
+
+class AmountMustBePositive(FieldError):
+    code = "amount_must_be_positive"
+    message = "amount must be a positive number"
+
+
+class InvalidAmount(FieldError):
+    code = "invalid_amount"
+    message = "amount must be a number with at most 6 decimal places and at most 10^12"
+
+
+class ActualAmountMustBeNonNegative(FieldError):
+    code = "actual_amount_must_be_non_negative"
+    message = "actual_amount must be zero or a positive number"
+
+
+class InvalidStartsAt(FieldError):
+    code = "invalid_starts_at"
+    message = "starts_at must be an ISO-8601 datetime with a timezone"
+
+
+class InvalidExpiresAt(FieldError):
+    code = "invalid_expires_at"
+    message = "expires_at must be an ISO-8601 datetime with a timezone"
+
+
+class InvalidDatetimeRange(FieldError):
+    code = "invalid_datetime_range"
+    message = "expires_at must be later than starts_at"
+
+
+class InvalidCreditTypes(FieldError):
+    code = "invalid_credit_types"
+    message = "credit_types must be a non-empty list of wallet names, or wallet a wallet name"
+
+
+class InvalidBusinessType(FieldError):
+    code = "invalid_business_type"
+    message = "business_type is not one of the known values"
+
+
+class InvalidMetadata(FieldError):
+    code = "invalid_metadata"
+    message = "metadata must be a JSON object of at most 16384 bytes"
+
+
+class InvalidLimit(FieldError):
+    code = "invalid_limit"
+    message = "limit must be an integer from 1 to 100"
+
+
+class InvalidCursor(FieldError):
+    code = "invalid_cursor"
+    message = "cursor is not valid for this query"
+
+
+class InvalidOperationType(FieldError):
+    code = "invalid_operation_type"
+    message = "operation_type is not one of the known values"
+
+
+class InvalidAutoSettlement(BadRequest):
+    code = "invalid_auto_settlement"
+    message = "send at most one of unfreeze_after_seconds and consume_after_seconds"
+
+
+class InvalidAutoSettlementTtl(FieldError):
+    code = "invalid_auto_settlement_ttl"
+    message = "the auto-settlement delay must be an integer number of seconds within range"
+
+
+class InsufficientBalance(BadRequest):
+    """Not enough available credits; `details` has `requested`, `available`, `wallet`."""
+
+    code = "insufficient_balance"
+    message = "insufficient balance"
+
+
+class InsufficientBalanceInSelectedCreditTypes(InsufficientBalance):
+    """Enough credits overall, but not in the wallets the request was restricted to."""
+
+    code = "insufficient_balance_in_selected_credit_types"
+    message = "insufficient balance in the selected wallets"
+
+
+class NoConsumableFreezeRecords(BadRequest):
+    code = "no_consumable_freeze_records"
+    message = "no frozen credits to consume for this transaction"
+
+
+class FreezeRecordsAlreadyConsumed(BadRequest):
+    code = "freeze_records_already_consumed"
+    message = "the frozen credits of this transaction were already consumed"
+
+
+class NoUnfreezableRecords(BadRequest):
+    code = "no_unfreezable_records"
+    message = "no frozen credits to unfreeze for this transaction"
+
+
+class FreezeAutoUnfrozen(BadRequest):
+    code = "freeze_auto_unfrozen"
+    message = "the freeze passed its deadline and was unfrozen automatically"
+
+
+class InvalidJson(BadRequest):
+    code = "invalid_json"
+    message = "the request body must be a JSON object"
+
+
+# --- 401 -----------------------------------------------------------------------------------
+
+
+class AuthError(ServiceError):
+    """Authentication failed; answered with `WWW-Authenticate: Bearer`."""
+
+    status = 401
+    type = "auth_error"
+
+
+class MissingApiKey(AuthError):
+    code = "missing_api_key"
+    message = "missing API key: send Authorization: Bearer <api_key>"
+
+
+class InvalidApiKey(AuthError):
+    code = "invalid_api_key"
+    message = "invalid API key"
+
+
+class ApiKeyRevoked(AuthError):
+    code = "api_key_revoked"
+    message = "this API key has been revoked"
+
+
+# --- 404 / 405 / 409 / 413 / 415 / 429 / 5xx --------------------------------------------
+
+
+class NotFound(ServiceError):
+    status = 404
+    type = "not_found"
+    code = "not_found"
+    message = "no such route"
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"
+    message = "customer not found"
+
+
+class TransactionNotFound(NotFound):
+    code = "transaction_not_found"
+    message = "transaction not found"
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    type = "bad_request"
+    code = "method_not_allowed"
+    message = "method not allowed on this route"
+
+
+class Conflict(ServiceError):
+    status = 409
+    type = "conflict"
+
+
+class TransactionConflict(Conflict):
+    """The identity is already used by another customer or another kind of operation."""
+
+    code = "transaction_conflict"
+    message = "this transaction id is already used by another customer or operation"
+
+
+class IdempotencyConflict(Conflict):
+    """The identity was already used with other parameters."""
+
+    code = "idempotency_conflict"
+    message = "this idempotency key was already used with different parameters"
+
+
+class RequestTooLarge(ServiceError):
+    status = 413
+    type = "bad_request"
+    code = "request_too_large"
+    message = "request body too large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    type = "bad_request"
+    code = "unsupported_media_type"
+    message = "request body must be sent as application/json"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    type = "rate_limited"
+    code = "rate_limited"
+    message = "too many requests"
+    retryable = True
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__({"retry_after": retry_after})
+
+
+class ServerError(ServiceError):
+    retryable = True
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503
+    code = "service_unavailable"
+    message = "the database is unavailable"
+    retryable = True

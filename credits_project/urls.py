@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from credits_project.api.errors import error_response
+from credits_project.errors import NotFound
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """For load balancers: 200 while the database answers, 503 otherwise."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return JsonResponse({"status": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+def unknown_api_route(request: HttpRequest, rest: str = "") -> HttpResponse:
+    return error_response(NotFound({"path": request.path}), request)
+
+
+urlpatterns = [
+    path("v1/", include("ledger.api.urls")),
+    path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    re_path(r"^v1/(?P<rest>.*)$", unknown_api_route),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("healthz", healthz),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,51 @@
+from django.contrib import admin
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from customers.models import ApiKey, Customer, Project
+
+# The library's own key model is unused: keys here belong to a project.
+admin.site.unregister(APIKey)
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(APIKeyModelAdmin):
+    """Creating a key shows the raw key once, in a message; only its hash is stored."""
+
+    list_display = ["prefix", "name", "project", "created", "last_used_at", "revoked"]
+    list_filter = ["project", "revoked"]
+    search_fields = ["name", "prefix", "project__name"]
+    actions = ["revoke_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None:
+            fields = (*fields, "project")
+        return (*fields, "revoked_at", "last_used_at")
+
+    def save_model(self, request, obj, form, change):
+        if change and obj.revoked and not obj.revoked_at:
+            from django.utils import timezone
+
+            obj.revoked_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_selected(self, request, queryset):
+        for api_key in queryset:
+            api_key.revoke()
+        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "project", "name", "email", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["external_id", "name", "email"]
+    readonly_fields = ["project", "external_id", "created_at"]

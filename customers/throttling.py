@@ -1,0 +1,16 @@
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Per-key request rate from `API_RATE_LIMIT`; no limit when unset.
+
+    Counts live in Django's cache: per process with the default local-memory cache, so set a
+    shared cache (e.g. Redis) when several workers must share one limit.
+    """
+
+    scope = "api_key"
+
+    def get_cache_key(self, request, view):
+        if request.auth is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}

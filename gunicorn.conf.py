@@ -1,0 +1,17 @@
+"""gunicorn settings for the credits service (`gunicorn credits_project.wsgi`)."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", min(4, multiprocessing.cpu_count() * 2)))
+threads = int(os.environ.get("GUNICORN_THREADS", 1))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+graceful_timeout = 30
+keepalive = 5
+# The contract's limit: long percent-encoded customer ids must fit in the request line.
+limit_request_line = 8190
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+# No control socket: several instances (tests, benchmarks) may run side by side.
+control_socket_disable = True

@@ -1,0 +1,238 @@
+"""The credits ledger.
+
+Design overview
+---------------
+* A `CreditAccount` is created by each deposit and holds that deposit's `total`, how much of it is
+  `used` and how much is `frozen` (reserved by open freezes). `available = total - used - frozen`.
+  The database checks `0 <= used`, `0 <= frozen`, `used + frozen <= total`, `total > 0`.
+* A `Transaction` is one identified operation: a deposit with an idempotency key, a freeze or a
+  deduct. It holds the request fingerprint and the stored original response for replays, the
+  freeze's state machine and auto-settlement deadlines. Deposit keys and freeze/deduct ids live
+  in separate namespaces, each unique per project.
+* A `LedgerEntry` is one append-only change of one account by one operation (GRANT, FREEZE,
+  CONSUME, UNFREEZE, EXPIRE). Replaying the entries reproduces every account's counters. A
+  freeze's per-account holdings are its FREEZE entries.
+* Counters only ever change inside a service function (`ledger/services/`), in one database
+  transaction, with the customer's row locked first.
+"""
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from customers.models import Customer, Project
+from ledger.money import CreditAmountField
+
+
+class BusinessType(models.TextChoices):
+    UNDEFINED = "UNDEFINED"
+    TASK = "TASK"
+    ORDER = "ORDER"
+    MEMBERSHIP = "MEMBERSHIP"
+    SUBSCRIPTION = "SUBSCRIPTION"
+    FREE_TRIAL = "FREE_TRIAL"
+    ADMIN_GRANT = "ADMIN_GRANT"
+    TOKEN_USAGE = "TOKEN_USAGE"
+
+
+class CreditAccount(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="accounts")
+    wallet = models.CharField(max_length=64, default="default")
+    source = models.CharField(max_length=64, default="default")
+    total = CreditAmountField()
+    used = CreditAmountField(default=0)
+    frozen = CreditAmountField(default=0)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    business_type = models.CharField(
+        max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set when the scheduler wrote this account's EXPIRE entry; credits returned to the account
+    # later expire in the transaction that returns them.
+    expiry_recorded_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gt=0), name="account_total_positive"),
+            models.CheckConstraint(condition=Q(used__gte=0), name="account_used_not_negative"),
+            models.CheckConstraint(
+                condition=Q(frozen__gte=0), name="account_frozen_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(used__lte=F("total") - F("frozen")),
+                name="account_used_plus_frozen_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(starts_at__isnull=True)
+                | Q(expires_at__isnull=True)
+                | Q(expires_at__gt=F("starts_at")),
+                name="account_expires_after_start",
+            ),
+        ]
+        indexes = [
+            # Open accounts in consumption order: what freeze and deduct read. (PostgreSQL
+            # sorts NULL last in an ascending index, as the order wants; SQLite cannot say so.)
+            models.Index(
+                fields=["customer", "expires_at", "created_at", "id"],
+                condition=Q(used__lt=F("total")),
+                name="account_open_in_order",
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(expiry_recorded_at__isnull=True, expires_at__isnull=False),
+                name="account_expiry_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"account {self.pk} ({self.wallet}/{self.source}) of {self.customer_id}"
+
+    @property
+    def available(self):
+        return self.total - self.used - self.frozen
+
+
+class Transaction(models.Model):
+    class Kind(models.TextChoices):
+        DEPOSIT = "DEPOSIT"
+        FREEZE = "FREEZE"
+        DEDUCT = "DEDUCT"
+
+    class State(models.TextChoices):
+        DEPOSITED = "DEPOSITED"
+        FROZEN = "FROZEN"
+        CONSUMED = "CONSUMED"
+        UNFROZEN = "UNFROZEN"
+        DEDUCTED = "DEDUCTED"
+
+    class SettledBy(models.TextChoices):
+        CLIENT = "client"
+        SCHEDULER = "scheduler"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="transactions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The caller's transaction_id (freeze, deduct) or idempotency key (deposit).
+    identity = models.CharField(max_length=255)
+    state = models.CharField(max_length=16, choices=State.choices)
+    settled_by = models.CharField(  # noqa: DJ001
+        max_length=16, choices=SettledBy.choices, null=True, blank=True
+    )
+    fingerprint = models.CharField(max_length=64)
+    amount = CreditAmountField()
+    # Eligible wallets of a freeze or deduct; null when unrestricted.
+    wallets = models.JSONField(null=True, blank=True)
+    business_type = models.CharField(
+        max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
+    )
+    description = models.TextField(blank=True, default="")
+    unfreeze_after = models.DateTimeField(null=True, blank=True)
+    consume_after = models.DateTimeField(null=True, blank=True)
+    consumed_amount = CreditAmountField(null=True, blank=True)
+    returned_amount = CreditAmountField(null=True, blank=True)
+    overage_amount = CreditAmountField(null=True, blank=True)
+    # The original responses, as rendered JSON, replayed verbatim (but for the replay flag).
+    response = models.TextField()
+    settle_response = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "identity"],
+                condition=Q(kind="DEPOSIT"),
+                name="transaction_unique_deposit_key",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "identity"],
+                condition=~Q(kind="DEPOSIT"),
+                name="transaction_unique_charge_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(unfreeze_after__isnull=True) | Q(consume_after__isnull=True),
+                name="transaction_one_auto_settlement",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["unfreeze_after"],
+                condition=Q(state="FROZEN", unfreeze_after__isnull=False),
+                name="transaction_unfreeze_due",
+            ),
+            models.Index(
+                fields=["consume_after"],
+                condition=Q(state="FROZEN", consume_after__isnull=False),
+                name="transaction_consume_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.identity}"
+
+
+class OperationType(models.TextChoices):
+    GRANT = "GRANT"
+    FREEZE = "FREEZE"
+    CONSUME = "CONSUME"
+    UNFREEZE = "UNFREEZE"
+    EXPIRE = "EXPIRE"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Ledger entries are never changed or removed: corrections are new entries."""
+
+    def update(self, **kwargs):
+        raise TypeError("ledger entries are append-only")
+
+    def delete(self):
+        raise TypeError("ledger entries are append-only")
+
+
+class LedgerEntry(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="ledger")
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    operation_type = models.CharField(max_length=16, choices=OperationType.choices)
+    amount = CreditAmountField()
+    # The freeze/deduct id, or a GRANT's idempotency key; null for EXPIRE and keyless GRANTs.
+    transaction_ref = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    business_type = models.CharField(
+        max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
+    )
+    description = models.TextField(blank=True, default="")
+    # Who caused the entry: "api_key:<prefix>", "operator:<username>" or "scheduler".
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="entry_amount_positive"),
+        ]
+        indexes = [
+            models.Index(
+                F("customer"), F("created_at").desc(), F("id").desc(), name="entry_walk"
+            ),
+            models.Index(
+                F("customer"),
+                F("operation_type"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="entry_walk_by_type",
+            ),
+            models.Index(fields=["customer", "transaction_ref"], name="entry_by_transaction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_type} {self.amount} on account {self.account_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("ledger entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("ledger entries are append-only")
