@@ -11,7 +11,7 @@ graceful_timeout = 30
 keepalive = 5
 # The contract's limit: long percent-encoded customer ids must fit in the request line.
 limit_request_line = 8190
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
 # No control socket: several instances (tests, benchmarks) may run side by side.
 control_socket_disable = True

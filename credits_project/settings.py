@@ -81,7 +81,7 @@ TEMPLATES = [
 ]
 
 SQLITE_URL = f"sqlite:///{DATA_DIR / 'credits.sqlite3'}"
-DATABASES = {"default": env.db("DATABASE_URL", default=SQLITE_URL)}
+DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or SQLITE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

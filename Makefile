@@ -1,0 +1,44 @@
+# The two commands: `make run` serves the service on SQLite; `make test` runs every check and
+# the whole test suite on PostgreSQL, then on SQLite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py bootstrap_demo
+	@$(BIN)/python manage.py run_scheduler & scheduler=$$!; \
+	  trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
+	  GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn credits_project.wsgi
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run -v1
+
+test: lint
+	scripts/with-postgres.sh $(BIN)/pytest
+	DATABASE_URL= $(BIN)/pytest
+
+bench: $(VENV)/.dev-installed
+	scripts/with-postgres.sh $(BIN)/python bench/ledger_pages.py
+
+clean:
+	rm -rf $(VENV) staticfiles

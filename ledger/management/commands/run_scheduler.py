@@ -1,0 +1,54 @@
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from ledger.services import expire_due, settle_due
+
+
+class Command(BaseCommand):
+    help = (
+        "Expire credits past their expiry and settle freezes past their auto-settlement "
+        "deadline, every SCHEDULER_INTERVAL_SECONDS (default 10). Several may run at once."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="Run one pass and exit.")
+        parser.add_argument(
+            "--interval", type=float, default=None, help="Seconds between passes."
+        )
+
+    def handle(self, *args, once: bool, interval: float | None, **options):
+        interval = interval if interval is not None else settings.SCHEDULER_INTERVAL_SECONDS
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        while True:
+            expired, settled = self.run_pass()
+            if once:
+                self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s)")
+                return
+            if expired or settled:
+                self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s)")
+            deadline = time.monotonic() + interval
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(min(0.5, interval))
+            if stopping:
+                return
+
+    @staticmethod
+    def run_pass() -> tuple[int, int]:
+        close_old_connections()
+        expired = settled = 0
+        while batch := expire_due():
+            expired += batch
+        while batch := settle_due():
+            settled += batch
+        return expired, settled
