@@ -236,3 +236,25 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("ledger entries are append-only")
+
+
+class LedgerCounter(models.Model):
+    """How many entries a customer has per operation type.
+
+    Kept by a database trigger on every ledger insert (see migration 0002), so a ledger page's
+    `total_count` costs one small read however long the ledger grows. Never written by Django.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    operation_type = models.CharField(max_length=16, choices=OperationType.choices)
+    entries = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "operation_type"], name="counter_unique_per_type"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.operation_type}: {self.entries}"

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from ledger.api import views
+from ledger.api import ledger_views, views
 
 
 class PercentEncodedSegment:
@@ -25,6 +25,11 @@ urlpatterns = [
     path("customers/deposit", views.DepositView.as_view(), name="deposit"),
     path("billing/deposit", views.DepositView.as_view(), name="billing-deposit"),
     path("customers/<segment:customer_id>", views.CustomerView.as_view(), name="customer"),
+    path(
+        "customers/<segment:customer_id>/ledger",
+        ledger_views.CustomerLedgerView.as_view(),
+        name="customer-ledger",
+    ),
     path("billing/freeze", views.FreezeView.as_view(), name="freeze"),
     path("billing/consume", views.ConsumeView.as_view(), name="consume"),
     path("billing/unfreeze", views.UnfreezeView.as_view(), name="unfreeze"),

@@ -1,0 +1,108 @@
+"""Replays the ledger and compares it with every credit account (see API.md section 5).
+
+Replay rules: GRANT adds to `total`; FREEZE adds to `frozen` and to what its transaction holds
+on the account; UNFREEZE gives held credits back; CONSUME takes first from what its freeze holds
+on the account, the rest from available, and adds to `used`; EXPIRE changes no counter. An
+account whose expiry was recorded with nothing frozen has expired exactly its unused remainder.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from customers.models import Project
+from ledger.models import CreditAccount, LedgerEntry, OperationType
+from ledger.money import ZERO
+
+
+@dataclass
+class Replayed:
+    total: Decimal = ZERO
+    used: Decimal = ZERO
+    frozen: Decimal = ZERO
+    expired: Decimal = ZERO
+    held: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+
+    def apply(self, entry: LedgerEntry) -> None:
+        amount, ref = entry.amount, entry.transaction_ref
+        match entry.operation_type:
+            case OperationType.GRANT:
+                self.total += amount
+            case OperationType.FREEZE:
+                self.frozen += amount
+                self.held[ref] += amount
+            case OperationType.UNFREEZE:
+                self.frozen -= amount
+                self.held[ref] -= amount
+            case OperationType.CONSUME:
+                from_hold = min(self.held.get(ref, ZERO), amount)
+                if from_hold:
+                    self.held[ref] -= from_hold
+                    self.frozen -= from_hold
+                self.used += amount
+            case OperationType.EXPIRE:
+                self.expired += amount
+
+
+@dataclass(frozen=True)
+class Report:
+    accounts: int
+    entries: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> Report:
+    """Replay every entry (of `project`, or all) and list each account that disagrees."""
+    accounts = CreditAccount.objects.order_by("id")
+    entries = LedgerEntry.objects.order_by("account_id", "id")
+    if project is not None:
+        accounts = accounts.filter(customer__project=project)
+        entries = entries.filter(customer__project=project)
+    replays: dict[int, Replayed] = defaultdict(Replayed)
+    entry_count = 0
+    for entry in entries.only("account_id", "operation_type", "amount", "transaction_ref").iterator(
+        chunk_size=chunk_size
+    ):
+        replays[entry.account_id].apply(entry)
+        entry_count += 1
+    problems: list[str] = []
+    account_count = 0
+    for account in accounts.iterator(chunk_size=chunk_size):
+        account_count += 1
+        problems.extend(_compare(account, replays.pop(account.pk, Replayed())))
+    problems.extend(f"entries for unknown account {pk}" for pk in replays)
+    return Report(accounts=account_count, entries=entry_count, problems=problems)
+
+
+def _compare(account: CreditAccount, replayed: Replayed) -> Iterator[str]:
+    name = f"account {account.pk} (customer {account.customer_id})"
+    for counter in ("total", "used", "frozen"):
+        stored, derived = getattr(account, counter), getattr(replayed, counter)
+        if stored != derived:
+            yield f"{name}: {counter} is {stored}, the ledger says {derived}"
+    if not (account.used >= 0 and account.frozen >= 0 and account.used + account.frozen
+            <= account.total):
+        yield f"{name}: counters break 0 <= used, 0 <= frozen, used + frozen <= total"
+    if any(amount < 0 for amount in replayed.held.values()):
+        yield f"{name}: a transaction gave back more than it held"
+    if account.expiry_recorded_at is None and replayed.expired:
+        yield f"{name}: expired {replayed.expired} before its expiry was recorded"
+    if (
+        account.expiry_recorded_at is not None
+        and account.frozen == 0
+        and replayed.expired != account.total - account.used
+    ):
+        yield (
+            f"{name}: expired {replayed.expired}, but its unused remainder is "
+            f"{account.total - account.used}"
+        )
+
+
+def find_inconsistencies(project: Project | None = None) -> list[str]:
+    """The problems `check_ledger` finds; empty when the ledger and the accounts agree."""
+    return check_ledger(project=project).problems

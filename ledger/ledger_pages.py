@@ -1,0 +1,113 @@
+"""Pages of a customer's ledger, newest first, walked with an opaque keyset cursor.
+
+The order is (`created_at`, `id`) descending, a total order served by the `entry_walk` indexes,
+so each page is one index range scan whatever its depth. A cursor names the last entry a page
+returned; the next page starts strictly after it, so every entry that existed when the walk
+began is returned exactly once, however many share a timestamp and whatever arrives meanwhile.
+The cursor is signed and bound to the customer and filters it was issued for.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.core import signing
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from credits_project.errors import InvalidCursor
+from customers.models import Customer
+from ledger.models import LedgerCounter, LedgerEntry, OperationType
+
+CURSOR_SALT = "credits.ledger.cursor"
+
+
+@dataclass(frozen=True)
+class LedgerQuery:
+    customer: Customer
+    limit: int = 20
+    cursor: str | None = None
+    operation_type: str | None = None
+    transaction_id: str | None = None
+
+    def filters(self) -> list[Any]:
+        return [self.customer.pk, self.operation_type, self.transaction_id]
+
+
+def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> dict[str, Any]:
+    at = at or timezone.now()
+    entries = LedgerEntry.objects.filter(customer=query.customer)
+    if query.operation_type is not None:
+        entries = entries.filter(operation_type=query.operation_type)
+    if query.transaction_id is not None:
+        entries = entries.filter(transaction_ref=query.transaction_id)
+    total_count = _count(query, entries)
+    if query.cursor is not None:
+        created_at, entry_id = decode_cursor(query)
+        entries = entries.filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=entry_id)
+        )
+    page = list(
+        entries.select_related("account").order_by("-created_at", "-id")[: query.limit + 1]
+    )
+    has_more = len(page) > query.limit
+    page = page[: query.limit]
+    return {
+        "items": [entry_view(entry, at) for entry in page],
+        "total_count": total_count,
+        "has_more": has_more,
+        "next_cursor": encode_cursor(query, page[-1]) if has_more else None,
+    }
+
+
+def _count(query: LedgerQuery, entries) -> int:
+    if query.transaction_id is not None:
+        return entries.count()  # one transaction's entries: a handful, by index
+    counters = LedgerCounter.objects.filter(customer=query.customer)
+    if query.operation_type is not None:
+        counters = counters.filter(operation_type=query.operation_type)
+    return counters.aggregate(n=Sum("entries"))["n"] or 0
+
+
+def encode_cursor(query: LedgerQuery, last: LedgerEntry) -> str:
+    position = [last.created_at.isoformat(), last.pk]
+    return signing.dumps([query.filters(), position], salt=CURSOR_SALT, compress=True)
+
+
+def decode_cursor(query: LedgerQuery) -> tuple[dt.datetime, int]:
+    try:
+        filters, (created_at, entry_id) = signing.loads(query.cursor, salt=CURSOR_SALT)
+        if filters != query.filters() or not isinstance(entry_id, int):
+            raise ValueError("cursor issued for another query")
+        return dt.datetime.fromisoformat(created_at), entry_id
+    except (signing.BadSignature, ValueError, TypeError):
+        raise InvalidCursor("cursor") from None
+
+
+def entry_status(entry: LedgerEntry, at: dt.datetime) -> str:
+    account = entry.account
+    if account.starts_at is not None and account.starts_at > at:
+        return "PENDING"
+    if account.expires_at is not None and account.expires_at <= at:
+        return "EXPIRED"
+    return "ACTIVE"
+
+
+def entry_view(entry: LedgerEntry, at: dt.datetime) -> dict[str, Any]:
+    return {
+        "id": str(entry.pk),
+        "operation_type": entry.operation_type,
+        "amount": entry.amount,
+        "wallet": entry.account.wallet,
+        "credit_type": entry.account.wallet,
+        "source": entry.account.source,
+        "account_id": str(entry.account_id),
+        "transaction_id": entry.transaction_ref,
+        "business_type": entry.business_type,
+        "description": entry.description,
+        "status": entry_status(entry, at),
+        "created_at": entry.created_at,
+    }
+
+
+OPERATION_TYPE_ALIASES = {"DEPOSIT": OperationType.GRANT}
