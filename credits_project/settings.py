@@ -113,12 +113,19 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Hashed, compressed files once `collectstatic` has run (as `make run` does); before that (tests,
+# development) plain names served from the apps.
+STATIC_MANIFEST = STATIC_ROOT / "staticfiles.json"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST.exists() or env.bool("COLLECTING_STATIC", default=False)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 # Tests and `runserver` serve files straight from the apps; no collectstatic needed there.
-WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=not STATIC_MANIFEST.exists())
 
 # Request bodies above this size get 413 `request_too_large`.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
