@@ -27,31 +27,78 @@ def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, An
     return result
 
 
+# Python refuses to convert integers of more than 4300 digits; such a number is still valid JSON
+# (an amount "over 10^12", say), so it is read as a `Decimal` instead.
+MAX_INT_DIGITS = 4000
+# Deeper JSON is refused: rendering and storing it recurse once per level.
+MAX_JSON_DEPTH = 64
+
+
+def _parse_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= MAX_INT_DIGITS else Decimal(text)
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse JSON exactly: decimals as `Decimal`, no NaN/Infinity, no repeated keys."""
     return json.loads(
         raw,
         parse_float=Decimal,
+        parse_int=_parse_int,
         parse_constant=_reject_constant,
         object_pairs_hook=_object_without_duplicate_keys,
     )
 
 
+def is_bad_string(value: str) -> bool:
+    return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def json_depth_exceeded(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """True when objects and arrays in `value` nest more than `max_depth` levels deep."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                return True
+            pending.extend(
+                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+            )
+    return False
+
+
 def first_bad_string(value: Any) -> bool:
     """True when `value` holds, at any depth (keys included), a string with NUL or a surrogate."""
-    if isinstance(value, str):
-        return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(first_bad_string(k) or first_bad_string(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(first_bad_string(item) for item in value)
+    pending = [value]
+    while pending:  # iterative: a deeply nested body must not exhaust the stack
+        item = pending.pop()
+        if isinstance(item, str):
+            if is_bad_string(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
 def format_decimal(value: Decimal) -> str:
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
+    """Exactly, in plain notation: integral values as integers, no exponent, no trailing zeros.
+
+    Works on the digits, so no context precision rounds the value and no huge exponent goes
+    through `int`.
+    """
+    sign, digits, exponent = value.as_tuple()
+    coefficient = "".join(map(str, digits))
+    if exponent >= 0:
+        integer, fraction = coefficient + "0" * exponent, ""
+    else:
+        coefficient = coefficient.rjust(1 - exponent, "0")
+        integer, fraction = coefficient[:exponent], coefficient[exponent:].rstrip("0")
+    integer = integer.lstrip("0") or "0"
+    text = f"{integer}.{fraction}" if fraction else integer
+    return f"-{text}" if sign and text != "0" else text
 
 
 def format_datetime(value: dt.datetime) -> str:
@@ -112,8 +159,11 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidJson()
     for key, item in data.items():
-        if first_bad_string(key) or first_bad_string(item):
-            raise InvalidRequest(str(key) if not first_bad_string(key) else "body", "bad_string")
+        field = "body" if is_bad_string(key) else key
+        if field == "body" or first_bad_string(item):
+            raise InvalidRequest(field, "bad_string")
+        if json_depth_exceeded(item, MAX_JSON_DEPTH - 1):
+            raise InvalidRequest(field, "too_deep", max_depth=MAX_JSON_DEPTH)
     return data
 
 
@@ -149,4 +199,5 @@ class ExactJSONDecoder(json.JSONDecoder):
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("parse_float", Decimal)
+        kwargs.setdefault("parse_int", _parse_int)
         super().__init__(**kwargs)

@@ -12,8 +12,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
@@ -29,16 +27,22 @@ from credits_project.errors import (
     ServiceError,
 )
 from ledger.models import BusinessType
-from ledger.money import MAX_AMOUNT, has_at_most_six_decimals
+from ledger.money import MAX_AMOUNT
 
 MAX_METADATA_BYTES = 16_384
 
 
 class ContractField(serializers.Field):
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("allow_null", True)
-        super().__init__(**kwargs)
+    """Base of the contract's request fields. A required field must be present and not null;
+    an optional one takes null as absent. `openapi_schema` describes what the field accepts,
+    for the OpenAPI description: never stricter than the field, so fuzzers agree with it."""
+
+    def __init__(self, *, required: bool = False, **kwargs: Any):
+        super().__init__(required=required, allow_null=not required, **kwargs)
+        self._spectacular_annotation = {"field": self.openapi_schema()}
+
+    def openapi_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
 
     def run_validation(self, data: Any = empty) -> Any:
         return self.parse(None if data is empty else data)
@@ -50,7 +54,6 @@ class ContractField(serializers.Field):
         return value
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class TextField(ContractField):
     """An optional string of `min_length`…`max_length` code points."""
 
@@ -58,6 +61,9 @@ class TextField(ContractField):
                  **kwargs: Any):
         self.min_length, self.max_length, self.fallback = min_length, max_length, default
         super().__init__(**kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": self.min_length, "maxLength": self.max_length}
 
     def parse(self, value: Any) -> str | None:
         if value is None:
@@ -72,13 +78,12 @@ class TextField(ContractField):
         return value
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class IdField(TextField):
     """A caller-chosen id: 1–255 code points; missing or empty raises `missing_error`."""
 
     def __init__(self, *, missing_error: type[ServiceError] | None = None, **kwargs: Any):
         self.missing_error = missing_error
-        super().__init__(min_length=1, max_length=255, **kwargs)
+        super().__init__(min_length=1, max_length=255, required=missing_error is not None, **kwargs)
 
     def parse(self, value: Any) -> str | None:
         if value in (None, "") and self.missing_error is not None:
@@ -86,10 +91,12 @@ class IdField(TextField):
         return super().parse(value)
 
 
-@extend_schema_field(OpenApiTypes.EMAIL)
 class EmailField(TextField):
     def __init__(self, **kwargs: Any):
         super().__init__(max_length=254, **kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {**super().openapi_schema(), "format": "email"}
 
     def parse(self, value: Any) -> str | None:
         email = super().parse(value)
@@ -101,14 +108,18 @@ class EmailField(TextField):
         return email
 
 
-@extend_schema_field({"type": "number", "exclusiveMinimum": 0, "maximum": 10**12})
 class AmountField(ContractField):
     """An exact amount: a JSON number > 0 (or ≥ 0), ≤ 10^12, at most 6 fractional digits."""
 
     def __init__(self, *, allow_zero: bool = False,
                  not_positive: type[BadRequest] = AmountMustBePositive, **kwargs: Any):
         self.allow_zero, self.not_positive = allow_zero, not_positive
-        super().__init__(**kwargs)
+        super().__init__(required=not allow_zero, **kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        # OpenAPI 3.0 spelling: `exclusiveMinimum` is a flag on `minimum`.
+        return {"type": "number", "minimum": 0, "exclusiveMinimum": not self.allow_zero,
+                "maximum": int(MAX_AMOUNT)}
 
     def parse(self, value: Any) -> Decimal | None:
         if value is None:
@@ -120,18 +131,28 @@ class AmountField(ContractField):
         amount = Decimal(value)
         if amount < 0 or (amount == 0 and not self.allow_zero):
             raise self.not_positive(self.field_name)
-        if amount > MAX_AMOUNT or not has_at_most_six_decimals(amount):
+        if amount > MAX_AMOUNT or not has_at_most_six_fractional_digits(amount):
             raise InvalidAmount(self.field_name)
         return amount + 0  # drops a negative zero's sign and normalizes the context
 
 
-@extend_schema_field(OpenApiTypes.DATETIME)
+def has_at_most_six_fractional_digits(amount: Decimal) -> bool:
+    """Decided on the digits: arithmetic in the decimal context would round 29+ digit values
+    (`1.0000000000000000000000000000001` would pass as 1) and underflow tiny ones to zero."""
+    _, digits, exponent = amount.as_tuple()
+    extra = -6 - exponent  # fractional digits beyond the sixth
+    return extra <= 0 or not any(digits[-extra:])
+
+
 class InstantField(ContractField):
     """An ISO-8601 datetime with an offset or `Z`; anything else raises `error`."""
 
     def __init__(self, *, error: type[BadRequest], **kwargs: Any):
         self.error = error
         super().__init__(**kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time"}
 
     def parse(self, value: Any) -> dt.datetime | None:
         if value is None:
@@ -150,8 +171,10 @@ class InstantField(ContractField):
             raise self.error(self.field_name) from None
 
 
-@extend_schema_field({"type": "string", "enum": list(BusinessType.values)})
 class BusinessTypeField(ContractField):
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": list(BusinessType.values)}
+
     def parse(self, value: Any) -> str:
         if value is None:
             return BusinessType.UNDEFINED
@@ -160,13 +183,15 @@ class BusinessTypeField(ContractField):
         return value
 
 
-@extend_schema_field({"type": "integer", "minimum": 1})
 class TtlField(ContractField):
     """Seconds until auto-settlement: a JSON integer in 1…`maximum`."""
 
     def __init__(self, *, maximum: int, **kwargs: Any):
         self.maximum = maximum
         super().__init__(**kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 1, "maximum": self.maximum}
 
     def parse(self, value: Any) -> int | None:
         if value is None:
@@ -178,16 +203,33 @@ class TtlField(ContractField):
         return value
 
 
-@extend_schema_field({"type": "object", "additionalProperties": True})
 class MetadataField(ContractField):
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": True}
+
     def parse(self, value: Any) -> dict[str, Any] | None:
         if value is None:
             return None
         if not isinstance(value, dict):
             raise InvalidMetadata(self.field_name)
-        if len(dumps(value).encode("utf-8")) > MAX_METADATA_BYTES:
+        if has_huge_number(value) or len(dumps(value).encode("utf-8")) > MAX_METADATA_BYTES:
             raise InvalidMetadata(self.field_name, max_bytes=MAX_METADATA_BYTES)
         return value
+
+
+def has_huge_number(value: Any) -> bool:
+    """True when `value` holds a number whose plain rendering alone would pass the metadata
+    limit (`1e999999999` is a few bytes of JSON but a billion digits written out)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Decimal) and abs(item.adjusted()) > MAX_METADATA_BYTES:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class RawField(ContractField):
@@ -197,11 +239,11 @@ class RawField(ContractField):
         return value
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1})
 class WalletNamesField(RawField):
-    pass
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
 
 
-@extend_schema_field({"type": "string", "minLength": 1})
 class WalletNameField(RawField):
-    pass
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1}

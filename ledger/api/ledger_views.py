@@ -11,7 +11,7 @@ from credits_project.api.json import first_bad_string
 from credits_project.errors import InvalidLimit, InvalidOperationType, InvalidRequest
 from ledger import selectors
 from ledger.api.serializers import Amount
-from ledger.api.views import READ_ERRORS, ApiView, path_id
+from ledger.api.views import CUSTOMER_ID, ID_SCHEMA, READ_ERRORS, ApiView, path_id
 from ledger.ledger_pages import OPERATION_TYPE_ALIASES, LedgerQuery, ledger_page
 from ledger.models import OperationType
 
@@ -74,7 +74,11 @@ class CustomerLedgerView(ApiView):
         operation_id="get_customer_ledger",
         summary="Page through a customer's ledger, newest first",
         parameters=[
-            OpenApiParameter("limit", int, description="1–100, default 20."),
+            CUSTOMER_ID,
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                description="1–100, default 20.",
+            ),
             OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
             OpenApiParameter(
                 "operation_type",
@@ -82,7 +86,7 @@ class CustomerLedgerView(ApiView):
                 enum=[*OperationType.values, "DEPOSIT"],
                 description="`DEPOSIT` is accepted as `GRANT`.",
             ),
-            OpenApiParameter("transaction_id", str),
+            OpenApiParameter("transaction_id", ID_SCHEMA),
         ],
         responses={200: LedgerPageView, **READ_ERRORS},
         tags=["customers"],

@@ -6,6 +6,7 @@ services return, for the OpenAPI schema.
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from credits_project.errors import (
@@ -118,9 +119,13 @@ class UnfreezeRequest(serializers.Serializer):
 # --- responses (schema only) -------------------------------------------------------------
 
 
+@extend_schema_field({"type": "number"})
 class Amount(serializers.DecimalField):
+    """An exact amount in a response: a JSON number, integral values written as integers.
+    Sums over many accounts may pass the per-operation maximum, so no bound is declared."""
+
     def __init__(self, **kwargs: Any):
-        super().__init__(max_digits=19, decimal_places=6, coerce_to_string=False, **kwargs)
+        super().__init__(max_digits=30, decimal_places=6, coerce_to_string=False, **kwargs)
 
 
 class DepositResponse(serializers.Serializer):

@@ -23,7 +23,7 @@ register_converter(PercentEncodedSegment, "segment")
 
 urlpatterns = [
     path("customers/deposit", views.DepositView.as_view(), name="deposit"),
-    path("billing/deposit", views.DepositView.as_view(), name="billing-deposit"),
+    path("billing/deposit", views.BillingDepositView.as_view(), name="billing-deposit"),
     path("customers/<segment:customer_id>", views.CustomerView.as_view(), name="customer"),
     path(
         "customers/<segment:customer_id>/ledger",

@@ -14,7 +14,6 @@ from credits_project.errors import InvalidRequest
 from credits_project.middleware import MAX_ID_LENGTH
 from ledger import selectors, services
 from ledger.api import serializers as s
-from ledger.api.fields import IdField
 
 ERRORS = {
     code: OpenApiResponse(s.ErrorResponse, description=text)
@@ -31,6 +30,12 @@ ERRORS = {
     }.items()
 }
 READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 404, 429, 500, 503)}
+ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255}
+CUSTOMER_ID = OpenApiParameter(
+    "customer_id", ID_SCHEMA, OpenApiParameter.PATH,
+    description="Percent-encoded; may hold any character but NUL, `/` included (as `%2F`).",
+)
+TRANSACTION_ID = OpenApiParameter("transaction_id", ID_SCHEMA, OpenApiParameter.PATH)
 
 
 def path_id(value: str, field: str) -> str:
@@ -57,25 +62,31 @@ class ApiView(APIView):
         return self.request.user.actor
 
 
+DEPOSIT_DOCS = {
+    "summary": "Deposit credits",
+    "description": "Adds credits to a customer's wallet as one new credit account, creating "
+    "the customer on first deposit. **Always send an idempotency key**, in the body or the "
+    "`Idempotency-Key` header: clients retry, and a deposit without one is not idempotent.",
+    "request": s.DepositRequest,
+    "responses": {200: s.DepositResponse, **ERRORS},
+    "parameters": [
+        OpenApiParameter("Idempotency-Key", ID_SCHEMA, OpenApiParameter.HEADER, required=False)
+    ],
+    "tags": ["customers"],
+}
+
+
 class DepositView(ApiView):
-    @extend_schema(
-        operation_id="deposit",
-        summary="Deposit credits",
-        description="Adds credits to a customer's wallet as one new credit account, creating "
-        "the customer on first deposit. **Always send an idempotency key**, in the body or the "
-        "`Idempotency-Key` header: clients retry, and a deposit without one is not idempotent.",
-        request=s.DepositRequest,
-        responses={200: s.DepositResponse, **ERRORS},
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
-        ],
-        tags=["customers"],
-    )
+    @extend_schema(operation_id="deposit", **DEPOSIT_DOCS)
     def post(self, request: Request) -> Response:
         data = self.validated(s.DepositRequest)
-        key = data.pop("idempotency_key")
-        if key is None and "Idempotency-Key" in request.headers:
-            key = IdField().run_validation(request.headers["Idempotency-Key"]) or None
+        header_key = None
+        if "Idempotency-Key" in request.headers:
+            # Checked even when the body's key wins: a malformed header is bad input too. The
+            # body's field validates it, so its errors name `idempotency_key`.
+            key_field = s.DepositRequest().fields["idempotency_key"]
+            header_key = key_field.run_validation(request.headers["Idempotency-Key"])
+        key = data.pop("idempotency_key") or header_key
         profile = services.Profile(
             **{k: data.pop(k) for k in ("name", "email", "metadata") if data[k] is not None}
         )
@@ -91,9 +102,18 @@ class DepositView(ApiView):
         return Response(result)
 
 
+class BillingDepositView(DepositView):
+    """The same deposit, also served under /v1/billing/."""
+
+    @extend_schema(operation_id="billing_deposit", **DEPOSIT_DOCS)
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+
 class CustomerView(ApiView):
     @extend_schema(
         operation_id="get_customer",
+        parameters=[CUSTOMER_ID],
         summary="Read a customer's balance",
         responses={200: s.CustomerResponse, **READ_ERRORS},
         tags=["customers"],
@@ -161,6 +181,7 @@ class DeductView(ApiView):
 class TransactionView(ApiView):
     @extend_schema(
         operation_id="get_transaction",
+        parameters=[TRANSACTION_ID],
         summary="Read a freeze's or deduct's state",
         responses={200: s.TransactionResponse, **READ_ERRORS},
         tags=["billing"],
