@@ -34,6 +34,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/python manage.py makemigrations --check --dry-run -v1
 
 test: lint
+	scripts/ensure-chromium.sh
 	scripts/with-postgres.sh $(BIN)/pytest
 	DATABASE_URL= $(BIN)/pytest
 
