@@ -68,14 +68,22 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     project = Project.objects.create(name=f"bench-{time.time_ns()}")
     _, key = ApiKey.objects.create_key(project=project, name="bench")
-    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{PORT}", "GUNICORN_WORKERS": "1",
-           "GUNICORN_ACCESSLOG": ""}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "credits_project.wsgi"],
-                              cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"127.0.0.1:{PORT}",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_ACCESSLOG": "",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "credits_project.wsgi"], cwd=ROOT, env=env
+    )
     rows = []
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=30,
-                          headers={"Authorization": f"Bearer {key}"}) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{PORT}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client:
             for _ in range(100):
                 try:
                     client.get("/healthz")
@@ -88,28 +96,39 @@ def main() -> None:
                 started = time.perf_counter()
                 fill(customer, account, size)
                 filled = time.perf_counter() - started
-                deep = (
-                    LedgerEntry.objects.filter(customer=customer)
-                    .order_by("-created_at", "-id")[int(size * 0.9)]
-                )
+                deep = LedgerEntry.objects.filter(customer=customer).order_by("-created_at", "-id")[
+                    int(size * 0.9)
+                ]
                 cursor = encode_cursor(LedgerQuery(customer=customer), deep)
                 url = f"/v1/customers/{customer.external_id}/ledger?limit=20"
                 first = timed(client, url)
                 deep_page = timed(client, f"{url}&cursor={cursor}")
-                rows.append((size, filled, statistics.median(first), p(first, 99),
-                             statistics.median(deep_page), p(deep_page, 99)))
+                rows.append(
+                    (
+                        size,
+                        filled,
+                        statistics.median(first),
+                        p(first, 99),
+                        statistics.median(deep_page),
+                        p(deep_page, 99),
+                    )
+                )
     finally:
         server.terminate()
         server.wait(timeout=15)
 
     print(f"\nledger page latency, {REQUESTS} sequential requests each, limit=20 (ms)")
-    print(f"{'entries':>10} {'fill s':>7} {'first p50':>10} {'first p99':>10} "
-          f"{'90% p50':>9} {'90% p99':>9}")
+    print(
+        f"{'entries':>10} {'fill s':>7} {'first p50':>10} {'first p99':>10} "
+        f"{'90% p50':>9} {'90% p99':>9}"
+    )
     for size, filled, f50, f99, d50, d99 in rows:
         print(f"{size:>10,} {filled:>7.1f} {f50:>10.2f} {f99:>10.2f} {d50:>9.2f} {d99:>9.2f}")
     base_first, base_deep = rows[0][2], rows[0][4]
-    print(f"ratio 1,000,000 / 1,000: first page {rows[-1][2] / base_first:.2f}x, "
-          f"90% deep {rows[-1][4] / base_deep:.2f}x")
+    print(
+        f"ratio 1,000,000 / 1,000: first page {rows[-1][2] / base_first:.2f}x, "
+        f"90% deep {rows[-1][4] / base_deep:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(ReadOnlyAdmin):
-    list_display = ["id", "customer", "wallet", "source", "total", "used", "frozen",
-                    "starts_at", "expires_at", "created_at"]
+    list_display = [
+        "id",
+        "customer",
+        "wallet",
+        "source",
+        "total",
+        "used",
+        "frozen",
+        "starts_at",
+        "expires_at",
+        "created_at",
+    ]
     list_filter = ["wallet", "customer__project"]
     search_fields = ["customer__external_id"]
     list_select_related = ["customer"]
@@ -27,8 +37,16 @@ class CreditAccountAdmin(ReadOnlyAdmin):
 
 @admin.register(Transaction)
 class TransactionAdmin(ReadOnlyAdmin):
-    list_display = ["identity", "kind", "state", "customer", "amount", "settled_by",
-                    "created_at", "settled_at"]
+    list_display = [
+        "identity",
+        "kind",
+        "state",
+        "customer",
+        "amount",
+        "settled_by",
+        "created_at",
+        "settled_at",
+    ]
     list_filter = ["kind", "state", "project"]
     search_fields = ["identity", "customer__external_id"]
     list_select_related = ["customer"]
@@ -38,8 +56,17 @@ class TransactionAdmin(ReadOnlyAdmin):
 class LedgerEntryAdmin(ReadOnlyAdmin):
     """Append-only: entries are never edited or deleted; corrections are new entries."""
 
-    list_display = ["id", "created_at", "customer", "operation_type", "amount", "account",
-                    "transaction_ref", "business_type", "actor"]
+    list_display = [
+        "id",
+        "created_at",
+        "customer",
+        "operation_type",
+        "amount",
+        "account",
+        "transaction_ref",
+        "business_type",
+        "actor",
+    ]
     list_filter = ["operation_type", "business_type"]
     search_fields = ["customer__external_id", "transaction_ref"]
     list_select_related = ["customer", "account"]

@@ -85,8 +85,9 @@ def _compare(account: CreditAccount, replayed: Replayed) -> Iterator[str]:
         stored, derived = getattr(account, counter), getattr(replayed, counter)
         if stored != derived:
             yield f"{name}: {counter} is {stored}, the ledger says {derived}"
-    if not (account.used >= 0 and account.frozen >= 0 and account.used + account.frozen
-            <= account.total):
+    if not (
+        account.used >= 0 and account.frozen >= 0 and account.used + account.frozen <= account.total
+    ):
         yield f"{name}: counters break 0 <= used, 0 <= frozen, used + frozen <= total"
     if any(amount < 0 for amount in replayed.held.values()):
         yield f"{name}: a transaction gave back more than it held"

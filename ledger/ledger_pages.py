@@ -47,9 +47,7 @@ def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> dict[st
         entries = entries.filter(
             Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=entry_id)
         )
-    page = list(
-        entries.select_related("account").order_by("-created_at", "-id")[: query.limit + 1]
-    )
+    page = list(entries.select_related("account").order_by("-created_at", "-id")[: query.limit + 1])
     has_more = len(page) > query.limit
     page = page[: query.limit]
     return {

@@ -56,9 +56,7 @@ class CreditAccount(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(total__gt=0), name="account_total_positive"),
             models.CheckConstraint(condition=Q(used__gte=0), name="account_used_not_negative"),
-            models.CheckConstraint(
-                condition=Q(frozen__gte=0), name="account_frozen_not_negative"
-            ),
+            models.CheckConstraint(condition=Q(frozen__gte=0), name="account_frozen_not_negative"),
             models.CheckConstraint(
                 condition=Q(used__lte=F("total") - F("frozen")),
                 name="account_used_plus_frozen_within_total",
@@ -213,9 +211,7 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="entry_amount_positive"),
         ]
         indexes = [
-            models.Index(
-                F("customer"), F("created_at").desc(), F("id").desc(), name="entry_walk"
-            ),
+            models.Index(F("customer"), F("created_at").desc(), F("id").desc(), name="entry_walk"),
             models.Index(
                 F("customer"),
                 F("operation_type"),

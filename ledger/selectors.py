@@ -46,8 +46,17 @@ def customer_balance(customer: Customer, *, at: dt.datetime | None = None) -> di
     at = at or timezone.now()
     accounts = list(
         CreditAccount.objects.filter(active_q(at), customer=customer)
-        .only("id", "wallet", "source", "total", "used", "frozen", "starts_at", "expires_at",
-              "created_at")
+        .only(
+            "id",
+            "wallet",
+            "source",
+            "total",
+            "used",
+            "frozen",
+            "starts_at",
+            "expires_at",
+            "created_at",
+        )
         .order_by(F("expires_at").asc(nulls_last=True), "created_at", "id")
     )
     balance = _sums()
@@ -95,8 +104,10 @@ def customer_balance(customer: Customer, *, at: dt.datetime | None = None) -> di
             for a in open_accounts
         ],
         "wallets": {
-            name: {**{k: v for k, v in w.items() if k != "sources"},
-                   "sources": list(w["sources"].values())}
+            name: {
+                **{k: v for k, v in w.items() if k != "sources"},
+                "sources": list(w["sources"].values()),
+            }
             for name, w in sorted(wallets.items())
         },
     }

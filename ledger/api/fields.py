@@ -57,8 +57,9 @@ class ContractField(serializers.Field):
 class TextField(ContractField):
     """An optional string of `min_length`…`max_length` code points."""
 
-    def __init__(self, *, min_length: int = 0, max_length: int, default: str | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self, *, min_length: int = 0, max_length: int, default: str | None = None, **kwargs: Any
+    ):
         self.min_length, self.max_length, self.fallback = min_length, max_length, default
         super().__init__(**kwargs)
 
@@ -72,14 +73,16 @@ class TextField(ContractField):
             raise InvalidRequest(self.field_name, "must_be_string")
         if not self.min_length <= len(value) <= self.max_length:
             raise InvalidRequest(
-                self.field_name, "bad_length", min_length=self.min_length,
+                self.field_name,
+                "bad_length",
+                min_length=self.min_length,
                 max_length=self.max_length,
             )
         return value
 
 
 class IdField(TextField):
-    """A caller-chosen id: 1–255 code points; missing or empty raises `missing_error`."""
+    """A caller-chosen id: 1-255 code points; missing or empty raises `missing_error`."""
 
     def __init__(self, *, missing_error: type[ServiceError] | None = None, **kwargs: Any):
         self.missing_error = missing_error
@@ -111,15 +114,24 @@ class EmailField(TextField):
 class AmountField(ContractField):
     """An exact amount: a JSON number > 0 (or ≥ 0), ≤ 10^12, at most 6 fractional digits."""
 
-    def __init__(self, *, allow_zero: bool = False,
-                 not_positive: type[BadRequest] = AmountMustBePositive, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        allow_zero: bool = False,
+        not_positive: type[BadRequest] = AmountMustBePositive,
+        **kwargs: Any,
+    ):
         self.allow_zero, self.not_positive = allow_zero, not_positive
         super().__init__(required=not allow_zero, **kwargs)
 
     def openapi_schema(self) -> dict[str, Any]:
         # OpenAPI 3.0 spelling: `exclusiveMinimum` is a flag on `minimum`.
-        return {"type": "number", "minimum": 0, "exclusiveMinimum": not self.allow_zero,
-                "maximum": int(MAX_AMOUNT)}
+        return {
+            "type": "number",
+            "minimum": 0,
+            "exclusiveMinimum": not self.allow_zero,
+            "maximum": int(MAX_AMOUNT),
+        }
 
     def parse(self, value: Any) -> Decimal | None:
         if value is None:

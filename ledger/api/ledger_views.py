@@ -76,8 +76,9 @@ class CustomerLedgerView(ApiView):
         parameters=[
             CUSTOMER_ID,
             OpenApiParameter(
-                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                description="1–100, default 20.",
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                description="1-100, default 20.",
             ),
             OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
             OpenApiParameter(

@@ -32,7 +32,7 @@ from ledger.api.fields import (
     WalletNamesField,
 )
 
-WALLET_HELP = "Wallet name, 1–64 characters; `credit_type` is its legacy alias."
+WALLET_HELP = "Wallet name, 1-64 characters; `credit_type` is its legacy alias."
 
 
 class DepositRequest(serializers.Serializer):
@@ -67,7 +67,9 @@ class DeductRequest(serializers.Serializer):
     transaction_id = IdField(missing_error=TransactionIdRequired)
     amount = AmountField()
     credit_types = WalletNamesField(help_text="Restrict to these wallets (Python SDK form).")
-    wallet = WalletNameField(help_text="Restrict to this wallet (JS SDK form); same as credit_types.")
+    wallet = WalletNameField(
+        help_text="Restrict to this wallet (JS SDK form); same as credit_types."
+    )
     business_type = BusinessTypeField()
     description = TextField(max_length=1000, default="")
 

@@ -32,7 +32,9 @@ ERRORS = {
 READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 404, 429, 500, 503)}
 ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255}
 CUSTOMER_ID = OpenApiParameter(
-    "customer_id", ID_SCHEMA, OpenApiParameter.PATH,
+    "customer_id",
+    ID_SCHEMA,
+    OpenApiParameter.PATH,
     description="Percent-encoded; may hold any character but NUL, `/` included (as `%2F`).",
 )
 TRANSACTION_ID = OpenApiParameter("transaction_id", ID_SCHEMA, OpenApiParameter.PATH)
@@ -134,8 +136,11 @@ class FreezeView(ApiView):
         tags=["billing"],
     )
     def post(self, request: Request) -> Response:
-        return Response(services.freeze(project=self.project, actor=self.actor,
-                                        **self.validated(s.FreezeRequest)))
+        return Response(
+            services.freeze(
+                project=self.project, actor=self.actor, **self.validated(s.FreezeRequest)
+            )
+        )
 
 
 class ConsumeView(ApiView):
@@ -147,8 +152,11 @@ class ConsumeView(ApiView):
         tags=["billing"],
     )
     def post(self, request: Request) -> Response:
-        return Response(services.consume(project=self.project, actor=self.actor,
-                                         **self.validated(s.ConsumeRequest)))
+        return Response(
+            services.consume(
+                project=self.project, actor=self.actor, **self.validated(s.ConsumeRequest)
+            )
+        )
 
 
 class UnfreezeView(ApiView):
@@ -160,8 +168,11 @@ class UnfreezeView(ApiView):
         tags=["billing"],
     )
     def post(self, request: Request) -> Response:
-        return Response(services.unfreeze(project=self.project, actor=self.actor,
-                                          **self.validated(s.UnfreezeRequest)))
+        return Response(
+            services.unfreeze(
+                project=self.project, actor=self.actor, **self.validated(s.UnfreezeRequest)
+            )
+        )
 
 
 class DeductView(ApiView):
@@ -174,8 +185,11 @@ class DeductView(ApiView):
         tags=["billing"],
     )
     def post(self, request: Request) -> Response:
-        return Response(services.deduct(project=self.project, actor=self.actor,
-                                        **self.validated(s.DeductRequest)))
+        return Response(
+            services.deduct(
+                project=self.project, actor=self.actor, **self.validated(s.DeductRequest)
+            )
+        )
 
 
 class TransactionView(ApiView):
@@ -192,7 +206,8 @@ class TransactionView(ApiView):
 
 
 class HealthView(ApiView):
-    @extend_schema(operation_id="health", responses={200: s.HealthResponse, **READ_ERRORS},
-                   tags=["service"])
+    @extend_schema(
+        operation_id="health", responses={200: s.HealthResponse, **READ_ERRORS}, tags=["service"]
+    )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})

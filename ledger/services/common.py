@@ -96,9 +96,7 @@ def spendable_accounts(
     )
     if wallets is not None:
         accounts = accounts.filter(wallet__in=wallets)
-    return list(
-        accounts.order_by(F("expires_at").asc(nulls_last=True), "created_at", "id")
-    )
+    return list(accounts.order_by(F("expires_at").asc(nulls_last=True), "created_at", "id"))
 
 
 @dataclass(frozen=True)
@@ -149,9 +147,12 @@ def insufficient_balance(
 
 
 def wallet_label(wallets: Sequence[str] | None) -> str | list[str] | None:
+    """How an error names the eligible wallets: null for all, a name, or the names as sent
+    without repeats (a repeated name does not change a restriction, nor how it is named)."""
     if wallets is None:
         return None
-    return wallets[0] if len(wallets) == 1 else list(wallets)
+    names = list(dict.fromkeys(wallets))
+    return names[0] if len(names) == 1 else names
 
 
 def detail_item(account: CreditAccount, amount: Decimal) -> dict[str, Any]:

@@ -135,9 +135,7 @@ def lock_or_create_customer(
     Creation races are settled by the unique constraint (INSERT ... ON CONFLICT DO NOTHING),
     never by check-then-insert: whoever loses simply locks the winner's row.
     """
-    existing = Customer.objects.select_for_update().filter(
-        project=project, external_id=customer_id
-    )
+    existing = Customer.objects.select_for_update().filter(project=project, external_id=customer_id)
     customer = existing.first()
     if customer is None:
         fields = {k: v for k, v in vars(profile).items() if v is not UNSET}

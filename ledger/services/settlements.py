@@ -11,6 +11,7 @@ from credits_project.errors import (
     FreezeAutoUnfrozen,
     FreezeRecordsAlreadyConsumed,
     IdempotencyConflict,
+    InsufficientBalance,
     NoConsumableFreezeRecords,
     NoUnfreezableRecords,
 )
@@ -18,6 +19,7 @@ from customers.models import Project
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
 from ledger.money import ZERO
 from ledger.services.common import (
+    Allocation,
     allocate,
     detail_item,
     entry,
@@ -73,13 +75,7 @@ def consume(
             returned[account.pk] = held - take
         accounts = {account.pk: account for account, _ in holdings}
         if remaining > 0:  # overage: from available credits of the same eligible wallets
-            for allocation in allocate(
-                spendable_accounts(charge.customer, charge.wallets, now),
-                remaining,
-                customer=charge.customer,
-                wallets=charge.wallets,
-                now=now,
-            ):
+            for allocation in overage_allocations(charge, remaining, now):
                 account = accounts.setdefault(allocation.account.pk, allocation.account)
                 account.used += allocation.amount
                 consumed[account.pk] = consumed.get(account.pk, ZERO) + allocation.amount
@@ -88,8 +84,11 @@ def consume(
         entries = []
         for pk, amount in consumed.items():
             if amount > 0:
-                entries.append(settlement_entry(charge, accounts[pk], OperationType.CONSUME,
-                                                amount, actor, now))
+                entries.append(
+                    settlement_entry(
+                        charge, accounts[pk], OperationType.CONSUME, amount, actor, now
+                    )
+                )
         entries += returned_entries(charge, accounts, returned, actor, now)
         LedgerEntry.objects.bulk_create(entries)
 
@@ -146,9 +145,7 @@ def unfreeze(
             accounts[account.pk] = account
             returned[account.pk] = held
         CreditAccount.objects.bulk_update(accounts.values(), ["frozen"])
-        LedgerEntry.objects.bulk_create(
-            returned_entries(charge, accounts, returned, actor, now)
-        )
+        LedgerEntry.objects.bulk_create(returned_entries(charge, accounts, returned, actor, now))
         response = {
             "transaction_id": transaction_id,
             "unfrozen_amount": charge.amount,
@@ -165,6 +162,21 @@ def unfreeze(
             consumed_amount=ZERO,
         )
     return {**response, "is_idempotent_replay": False}
+
+
+def overage_allocations(charge: Transaction, amount: Decimal, now: dt.datetime) -> list[Allocation]:
+    """Where a consume's overage comes from; the contract names any shortfall here plainly
+    `insufficient_balance`, whether or not the freeze was restricted to some wallets."""
+    try:
+        return allocate(
+            spendable_accounts(charge.customer, charge.wallets, now),
+            amount,
+            customer=charge.customer,
+            wallets=charge.wallets,
+            now=now,
+        )
+    except InsufficientBalance as shortfall:
+        raise InsufficientBalance(shortfall.details) from None
 
 
 def holdings_of(charge: Transaction) -> list[tuple[CreditAccount, Decimal]]:
@@ -215,7 +227,9 @@ def returned_entries(
         if amount <= 0:
             continue
         account = accounts[pk]
-        entries.append(settlement_entry(charge, account, OperationType.UNFREEZE, amount, actor, now))
+        entries.append(
+            settlement_entry(charge, account, OperationType.UNFREEZE, amount, actor, now)
+        )
         if account.expiry_recorded_at is not None:
             entries.append(
                 entry(

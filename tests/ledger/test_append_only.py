@@ -35,9 +35,12 @@ def test_deleting_an_entry_through_the_orm_is_refused(grant):
 
 
 def raw_sql_fails(sql: str, params: list) -> None:
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
 
 
 def test_raw_sql_updates_fail_in_the_database_and_deletes_too_on_postgresql(grant):

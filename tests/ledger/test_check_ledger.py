@@ -20,14 +20,21 @@ def busy_history(project: Project) -> None:
     """Every operation type, partial consumes, overage, expiry and a late return."""
     p = {"project": project, "actor": "test"}
     services.deposit(**p, customer_id="c1", amount=Decimal(50), now=T0)
-    services.deposit(**p, customer_id="c1", amount=Decimal(60), wallet="promo",
-                     expires_at=T0 + dt.timedelta(days=1), now=T0)
+    services.deposit(
+        **p,
+        customer_id="c1",
+        amount=Decimal(60),
+        wallet="promo",
+        expires_at=T0 + dt.timedelta(days=1),
+        now=T0,
+    )
     services.freeze(**p, customer_id="c1", transaction_id="f1", amount=Decimal(40), now=T0)
     services.consume(**p, transaction_id="f1", actual_amount=Decimal("12.5"), now=T0)
     services.freeze(**p, customer_id="c1", transaction_id="f2", amount=Decimal(10), now=T0)
     services.consume(**p, transaction_id="f2", actual_amount=Decimal(25), now=T0)
-    services.freeze(**p, customer_id="c1", transaction_id="f3", amount=Decimal(20),
-                    wallets=["promo"], now=T0)
+    services.freeze(
+        **p, customer_id="c1", transaction_id="f3", amount=Decimal(20), wallets=["promo"], now=T0
+    )
     services.deduct(**p, customer_id="c1", transaction_id="d1", amount=Decimal(3), now=T0)
     later = T0 + dt.timedelta(days=2)
     services.expire_due(now=later)
@@ -65,8 +72,13 @@ def test_an_account_that_disagrees_with_its_entries_is_listed_and_the_command_ex
 def test_expiring_credits_twice_is_found(project):
     busy_history(project)
     promo = CreditAccount.objects.get(wallet="promo")
-    LedgerEntry.objects.create(customer=promo.customer, account=promo, operation_type="EXPIRE",
-                               amount=Decimal(1), actor="test")
+    LedgerEntry.objects.create(
+        customer=promo.customer,
+        account=promo,
+        operation_type="EXPIRE",
+        amount=Decimal(1),
+        actor="test",
+    )
 
     problems = check_ledger().problems
 

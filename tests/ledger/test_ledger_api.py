@@ -49,19 +49,40 @@ def deposit(project, customer_id="c1", amount=10, **kwargs):
 
 
 def test_entries_come_newest_first_with_every_field(client, project):
-    deposit(project, amount=100, idempotency_key="dep-1", business_type="ORDER",
-            description="top-up", now=T0)
-    services.freeze(project=project, customer_id="c1", transaction_id="f1", amount=Decimal(30),
-                    actor="test", business_type="TASK", description="job",
-                    now=T0 + dt.timedelta(seconds=1))
-    services.consume(project=project, transaction_id="f1", actual_amount=Decimal("12.5"),
-                     actor="test", now=T0 + dt.timedelta(seconds=2))
+    deposit(
+        project,
+        amount=100,
+        idempotency_key="dep-1",
+        business_type="ORDER",
+        description="top-up",
+        now=T0,
+    )
+    services.freeze(
+        project=project,
+        customer_id="c1",
+        transaction_id="f1",
+        amount=Decimal(30),
+        actor="test",
+        business_type="TASK",
+        description="job",
+        now=T0 + dt.timedelta(seconds=1),
+    )
+    services.consume(
+        project=project,
+        transaction_id="f1",
+        actual_amount=Decimal("12.5"),
+        actor="test",
+        now=T0 + dt.timedelta(seconds=2),
+    )
 
     status, page = ledger(client, "c1")
 
     assert status == 200
     assert [(i["operation_type"], i["amount"]) for i in page["items"]] == [
-        ("UNFREEZE", 17.5), ("CONSUME", 12.5), ("FREEZE", 30), ("GRANT", 100)
+        ("UNFREEZE", 17.5),
+        ("CONSUME", 12.5),
+        ("FREEZE", 30),
+        ("GRANT", 100),
     ]
     grant = page["items"][-1]
     account_id = grant["account_id"]
@@ -91,36 +112,49 @@ def test_status_tells_pending_active_and_expired_accounts(client, project):
     now = dt.datetime.now(dt.UTC)
     deposit(project, amount=1, starts_at=now + dt.timedelta(days=1))
     deposit(project, amount=2)
-    deposit(project, amount=3, starts_at=now - dt.timedelta(days=2),
-            expires_at=now - dt.timedelta(days=1))
+    deposit(
+        project,
+        amount=3,
+        starts_at=now - dt.timedelta(days=2),
+        expires_at=now - dt.timedelta(days=1),
+    )
 
     status, page = ledger(client, "c1")
 
     assert status == 200
     assert {i["amount"]: i["status"] for i in page["items"]} == {
-        1: "PENDING", 2: "ACTIVE", 3: "EXPIRED"
+        1: "PENDING",
+        2: "ACTIVE",
+        3: "EXPIRED",
     }
 
 
 def test_expire_entries_carry_the_grant_business_type_and_no_transaction(client, project):
-    deposit(project, amount=5, business_type="FREE_TRIAL", expires_at=T0 + dt.timedelta(days=1),
-            now=T0)
+    deposit(
+        project, amount=5, business_type="FREE_TRIAL", expires_at=T0 + dt.timedelta(days=1), now=T0
+    )
     services.expire_due(now=T0 + dt.timedelta(days=2))
 
     status, page = ledger(client, "c1", operation_type="EXPIRE")
 
     assert status == 200
     [item] = page["items"]
-    assert (item["amount"], item["business_type"], item["description"], item["transaction_id"],
-            item["status"]) == (5, "FREE_TRIAL", "expired", None, "EXPIRED")
+    assert (
+        item["amount"],
+        item["business_type"],
+        item["description"],
+        item["transaction_id"],
+        item["status"],
+    ) == (5, "FREE_TRIAL", "expired", None, "EXPIRED")
     assert page["total_count"] == 1
 
 
 def test_operation_type_filter_counts_and_deposit_is_an_alias_of_grant(client, project):
     for _ in range(3):
         deposit(project)
-    services.deduct(project=project, customer_id="c1", transaction_id="d1", amount=Decimal(15),
-                    actor="test")
+    services.deduct(
+        project=project, customer_id="c1", transaction_id="d1", amount=Decimal(15), actor="test"
+    )
 
     _, grants = ledger(client, "c1", operation_type="GRANT")
     _, deposits = ledger(client, "c1", operation_type="DEPOSIT")
@@ -136,17 +170,20 @@ def test_operation_type_filter_counts_and_deposit_is_an_alias_of_grant(client, p
 
 def test_transaction_id_filter_returns_only_that_transactions_entries(client, project):
     deposit(project, amount=100)
-    services.freeze(project=project, customer_id="c1", transaction_id="f1", amount=Decimal(5),
-                    actor="test")
-    services.freeze(project=project, customer_id="c1", transaction_id="f2", amount=Decimal(7),
-                    actor="test")
+    services.freeze(
+        project=project, customer_id="c1", transaction_id="f1", amount=Decimal(5), actor="test"
+    )
+    services.freeze(
+        project=project, customer_id="c1", transaction_id="f2", amount=Decimal(7), actor="test"
+    )
     services.unfreeze(project=project, transaction_id="f1", actor="test")
 
     status, page = ledger(client, "c1", transaction_id="f1")
 
     assert status == 200
     assert [(i["operation_type"], i["amount"]) for i in page["items"]] == [
-        ("UNFREEZE", 5), ("FREEZE", 5)
+        ("UNFREEZE", 5),
+        ("FREEZE", 5),
     ]
     assert page["total_count"] == 2
 
@@ -156,8 +193,14 @@ def test_a_walk_over_1000_entries_with_one_timestamp_returns_each_exactly_once(c
     customer = project.customers.get()
     account = customer.accounts.get()
     LedgerEntry.objects.bulk_create(
-        LedgerEntry(customer=customer, account=account, operation_type="GRANT", amount=1,
-                    actor="test", created_at=T0)
+        LedgerEntry(
+            customer=customer,
+            account=account,
+            operation_type="GRANT",
+            amount=1,
+            actor="test",
+            created_at=T0,
+        )
         for _ in range(999)
     )
 
@@ -228,8 +271,9 @@ def test_a_forged_corrupted_or_foreign_cursor_is_invalid(client, project):
         deposit(project, customer_id=customer_id)
         deposit(project, customer_id=customer_id)
     good = cursor_for(client, "c1")
-    forged = signing.dumps([[1, None, None], ["2026-01-01T00:00:00+00:00", 10**9]],
-                           salt="wrong-salt")
+    forged = signing.dumps(
+        [[1, None, None], ["2026-01-01T00:00:00+00:00", 10**9]], salt="wrong-salt"
+    )
 
     for bad, params in [
         ("nonsense", {}),
@@ -248,10 +292,12 @@ def test_a_forged_corrupted_or_foreign_cursor_is_invalid(client, project):
 def test_a_cursor_with_a_well_signed_but_malformed_payload_is_invalid(client, project):
     deposit(project)
     customer = project.customers.get()
-    for payload in ([[customer.pk, None, None], ["not a date", 1]],
-                    [[customer.pk, None, None], ["2026-01-01T00:00:00+00:00", "1"]],
-                    [[customer.pk, None, None]],
-                    "text"):
+    for payload in (
+        [[customer.pk, None, None], ["not a date", 1]],
+        [[customer.pk, None, None], ["2026-01-01T00:00:00+00:00", "1"]],
+        [[customer.pk, None, None]],
+        "text",
+    ):
         cursor = signing.dumps(payload, salt=CURSOR_SALT)
         status, body = ledger(client, "c1", cursor=cursor)
         assert (status, body["error"]["code"]) == (400, "invalid_cursor"), payload

@@ -16,9 +16,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Run one pass and exit.")
-        parser.add_argument(
-            "--interval", type=float, default=None, help="Seconds between passes."
-        )
+        parser.add_argument("--interval", type=float, default=None, help="Seconds between passes.")
 
     def handle(self, *args, once: bool, interval: float | None, **options):
         interval = interval if interval is not None else settings.SCHEDULER_INTERVAL_SECONDS

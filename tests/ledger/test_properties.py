@@ -1,0 +1,824 @@
+"""The services against a small in-memory model of the ledger, by Hypothesis stateful testing.
+
+Random sequences of deposits (wallets, sources, start and expiry dates relative to a simulated
+clock), freezes, consumes (under, equal to and over the frozen amount, zero), unfreezes,
+deducts, replays and conflicting reuses of earlier identities, and clock moves that may run the
+scheduler's `expire_due` and `settle_due` at the new time. After every step the database must
+agree with the model: each account's counters, `customer_balance(at=now)`, the ledger replayed,
+and every error the model predicts (which the database must report exactly, details included).
+
+Each example runs in a savepoint that is rolled back afterwards, so examples start empty. A few
+fixed sequences the bounded search reaches only rarely (credits returned to an account whose
+expiry passed) run through the same model at the end.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+import pytest
+from django.db import transaction
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from credits_project.api.json import dumps, loads
+from credits_project.errors import ServiceError
+from customers.models import Customer, Project
+from ledger import selectors, services
+from ledger.consistency import find_inconsistencies
+from ledger.models import CreditAccount, LedgerEntry
+
+BASE = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+ZERO = Decimal(0)
+MICRO = Decimal("0.000001")
+ACTOR = "test:properties"
+CUSTOMERS = ("alice", "bob")
+HOUR = dt.timedelta(hours=1)
+
+# Mostly whole credits, sometimes micro-credit fractions; deposits big enough for a few charges.
+deposit_amounts = st.one_of(
+    st.integers(20, 200).map(Decimal),
+    st.integers(20_000_000, 200_000_000).map(lambda m: m * MICRO),
+)
+charge_amounts = st.one_of(
+    st.integers(1, 30).map(Decimal), st.integers(1, 5_000_000).map(lambda m: m * MICRO)
+)
+# Charges mostly go to the customer every example starts with; "bob" may not exist yet.
+charged_customers = st.sampled_from(["alice", "alice", "bob"])
+# (starts_at, expires_at) relative to now: open-ended, expiring, pending, already expired.
+windows = st.sampled_from(
+    [
+        (None, None),
+        (None, dt.timedelta(minutes=2)),
+        (None, HOUR),
+        (None, 24 * HOUR),
+        (-HOUR, 2 * HOUR),
+        (HOUR, None),
+        (HOUR, 3 * HOUR),
+        (None, -HOUR),
+    ]
+)
+wallet_choices = st.sampled_from([None, ["default"], ["promo"], ["promo", "default"]])
+ttls = st.sampled_from(
+    [
+        {},
+        {"unfreeze_after_seconds": 60},
+        {"unfreeze_after_seconds": 3600},
+        {"consume_after_seconds": 60},
+        {"consume_after_seconds": 7200},
+    ]
+)
+clock_moves = st.sampled_from(
+    [
+        "next event",
+        dt.timedelta(0),
+        dt.timedelta(seconds=1),
+        dt.timedelta(seconds=61),
+        dt.timedelta(minutes=30),
+        HOUR,
+        2 * HOUR,
+        dt.timedelta(days=1),
+    ]
+)
+
+
+def norm(value: Any) -> Any:
+    """What a client sees: exact JSON, timestamps as strings, amounts compared by value."""
+    return loads(dumps(value))
+
+
+def wallet_label(wallets: list[str] | None) -> str | list[str] | None:
+    if wallets is None:
+        return None
+    return wallets[0] if len(wallets) == 1 else list(wallets)
+
+
+@dataclass
+class Account:
+    pk: str
+    customer: str
+    wallet: str
+    source: str
+    total: Decimal
+    starts_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    seq: int
+    used: Decimal = ZERO
+    frozen: Decimal = ZERO
+    expiry_recorded: bool = False
+
+    @property
+    def available(self) -> Decimal:
+        return self.total - self.used - self.frozen
+
+    def active(self, now: dt.datetime) -> bool:
+        started = self.starts_at is None or self.starts_at <= now
+        return started and (self.expires_at is None or self.expires_at > now)
+
+    def order(self) -> tuple:
+        """Consumption order: soonest expiry first (never last), then oldest deposit."""
+        return (self.expires_at is None, self.expires_at or BASE, self.seq)
+
+    def detail(self, amount: Decimal) -> dict[str, Any]:
+        return {
+            "account_id": self.pk,
+            "wallet": self.wallet,
+            "credit_type": self.wallet,
+            "source": self.source,
+            "amount": amount,
+        }
+
+    def counters(self) -> dict[str, Decimal]:
+        return {
+            "total": self.total,
+            "used": self.used,
+            "frozen": self.frozen,
+            "available": self.available,
+        }
+
+
+@dataclass
+class Charge:
+    """A freeze or deduct the model knows succeeded."""
+
+    transaction_id: str
+    customer: str
+    kind: str  # "FREEZE" | "DEDUCT"
+    amount: Decimal
+    wallets: list[str] | None
+    holdings: list[tuple[Account, Decimal]]
+    deadline: tuple[str, dt.datetime] | None = None  # ("unfreeze" | "consume", when)
+    state: str = "FROZEN"
+    settled_by: str | None = None
+    consumed_amount: Decimal | None = None
+    settle_response: dict[str, Any] | None = None
+
+
+@dataclass
+class Call:
+    """A successful identified request, for replays and conflicting reuses."""
+
+    service: Callable[..., dict[str, Any]]
+    kwargs: dict[str, Any]
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    details: dict[str, Any] | None = None
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.savepoint = transaction.atomic()
+        self.savepoint.__enter__()
+        self.project = Project.objects.create(name="properties")
+        self.now = BASE
+        self.accounts: list[Account] = []
+        self.customers: dict[str, Customer] = {}
+        self.charges: dict[str, Charge] = {}
+        self.calls: list[Call] = []
+        self.failed_ids: list[str] = []
+        self.serial = 0
+
+    def teardown(self) -> None:
+        transaction.set_rollback(True)
+        self.savepoint.__exit__(None, None, None)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def next_id(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}-{self.serial}"
+
+    def call(self, service: Callable[..., dict[str, Any]], **kwargs: Any):
+        """Run a service at the simulated now: (normalized response, None) or (None, error)."""
+        try:
+            return norm(service(project=self.project, actor=ACTOR, now=self.now, **kwargs)), None
+        except ServiceError as error:
+            return None, error
+
+    @staticmethod
+    def assert_refused(response, error: ServiceError | None, expected: Refusal) -> None:
+        assert response is None, f"expected {expected.code}, got success {response}"
+        assert error is not None
+        assert error.code == expected.code
+        if expected.details is not None:
+            assert norm(error.details) == norm(expected.details)
+
+    @staticmethod
+    def assert_succeeded(response, error: ServiceError | None, expected: dict[str, Any]) -> None:
+        assert error is None, f"expected success, got {error.code} {error.details}"
+        assert response == norm(expected)
+
+    def spendable(self, customer: str, wallets: list[str] | None) -> list[Account]:
+        return sorted(
+            (
+                a
+                for a in self.accounts
+                if a.customer == customer
+                and a.active(self.now)
+                and a.available > 0
+                and (wallets is None or a.wallet in wallets)
+            ),
+            key=Account.order,
+        )
+
+    def allocate(
+        self, customer: str, wallets: list[str] | None, amount: Decimal, label: Any
+    ) -> list[tuple[Account, Decimal]] | Refusal:
+        """Where `amount` would come from, or the insufficient-balance refusal."""
+        accounts = self.spendable(customer, wallets)
+        available = sum((a.available for a in accounts), ZERO)
+        if available < amount:
+            everywhere = sum((a.available for a in self.spendable(customer, None)), ZERO)
+            code = (
+                "insufficient_balance_in_selected_credit_types"
+                if wallets is not None and everywhere >= amount
+                else "insufficient_balance"
+            )
+            return Refusal(code, {"requested": amount, "available": available, "wallet": label})
+        allocations, remaining = [], amount
+        for account in accounts:
+            if remaining <= 0:
+                break
+            take = min(account.available, remaining)
+            allocations.append((account, take))
+            remaining -= take
+        return allocations
+
+    def charge_id(self, retry_failed: bool) -> str:
+        if retry_failed and self.failed_ids:
+            return self.failed_ids.pop(0)  # a failed request stored nothing under its id
+        return self.next_id("tx")
+
+    def entry_count(self) -> int:
+        return LedgerEntry.objects.filter(customer__project=self.project).count()
+
+    # --- rules -----------------------------------------------------------------------------
+
+    @rule(
+        customer=st.sampled_from(CUSTOMERS),
+        amount=deposit_amounts,
+        wallet=st.sampled_from(["default", "promo"]),
+        source=st.sampled_from(["default", "free_trial"]),
+        window=windows,
+        key=st.sampled_from(["none", "new", "a charge's id"]),
+    )
+    def deposit(self, customer, amount, wallet, source, window, key):
+        self.make_deposit(customer, amount, wallet, source, window, key)
+
+    @initialize(
+        amount=deposit_amounts,
+        wallet=st.sampled_from(["default", "promo"]),
+        expires_in=st.sampled_from([None, dt.timedelta(minutes=2), HOUR]),
+    )
+    def first_deposit(self, amount, wallet, expires_in):
+        """Every example starts with a customer who has credits, so that charges can succeed,
+        often credits that expire soon, so that freezes outlive their accounts' expiry."""
+        self.make_deposit("alice", amount, wallet, "default", (None, expires_in), "none")
+
+    def make_deposit(self, customer, amount, wallet, source, window, key):
+        starts_at = None if window[0] is None else self.now + window[0]
+        expires_at = None if window[1] is None else self.now + window[1]
+        idempotency_key = None
+        if key == "new":
+            idempotency_key = self.next_id("key")
+        elif key == "a charge's id" and self.charges:
+            # Deposit keys and charge ids live in separate namespaces.
+            taken = {c.kwargs.get("idempotency_key") for c in self.calls}
+            idempotency_key = next((t for t in self.charges if t not in taken), None)
+        kwargs = {
+            "customer_id": customer,
+            "amount": amount,
+            "wallet": wallet,
+            "source": source,
+            "starts_at": starts_at,
+            "expires_at": expires_at,
+            "idempotency_key": idempotency_key,
+        }
+        response, error = self.call(services.deposit, **kwargs)
+        assert error is None, f"{error.code} {error.details}"
+        account = Account(
+            pk=response["account_id"],
+            customer=customer,
+            wallet=wallet,
+            source=source,
+            total=amount,
+            starts_at=starts_at,
+            expires_at=expires_at,
+            seq=len(self.accounts),
+        )
+        assert all(a.pk != account.pk for a in self.accounts)
+        self.assert_succeeded(
+            response,
+            None,
+            {
+                "customer_id": customer,
+                "account_id": account.pk,
+                "wallet": wallet,
+                "credit_type": wallet,
+                "source": source,
+                "total_amount": amount,
+                "added_amount": amount,
+                "starts_at": starts_at,
+                "expires_at": expires_at,
+                "record_id": response["record_id"],
+                "is_idempotent_replay": False,
+            },
+        )
+        self.accounts.append(account)
+        self.customers.setdefault(
+            customer, Customer.objects.get(project=self.project, external_id=customer)
+        )
+        if idempotency_key is not None:
+            self.calls.append(Call(services.deposit, kwargs, response))
+
+    @rule(
+        kind=st.sampled_from(["FREEZE", "DEDUCT"]),
+        customer=charged_customers,
+        amount=charge_amounts,
+        wallets=wallet_choices,
+        ttl=ttls,
+        retry_failed=st.booleans(),
+    )
+    def charge(self, kind, customer, amount, wallets, ttl, retry_failed):
+        """Freeze (with or without an auto-settlement deadline) or deduct."""
+        service = services.freeze if kind == "FREEZE" else services.deduct
+        if kind == "DEDUCT":
+            ttl = {}
+        transaction_id = self.charge_id(retry_failed)
+        kwargs = {
+            "customer_id": customer,
+            "transaction_id": transaction_id,
+            "amount": amount,
+            "wallets": wallets,
+            **ttl,
+        }
+        response, error = self.call(service, **kwargs)
+        if customer not in self.customers:
+            self.assert_refused(response, error, Refusal("customer_not_found"))
+            self.failed_ids.append(transaction_id)
+            return
+        plan = self.allocate(customer, wallets, amount, wallet_label(wallets))
+        if isinstance(plan, Refusal):
+            self.assert_refused(response, error, plan)
+            self.failed_ids.append(transaction_id)
+            return
+        details = [account.detail(take) for account, take in plan]
+        if kind == "FREEZE":
+            deadline = None
+            for name in ("unfreeze", "consume"):
+                if f"{name}_after_seconds" in ttl:
+                    seconds = ttl[f"{name}_after_seconds"]
+                    deadline = (name, self.now + dt.timedelta(seconds=seconds))
+            expected = {
+                "transaction_id": transaction_id,
+                "frozen_amount": amount,
+                "freeze_details": details,
+                "unfreeze_after": deadline[1] if deadline and deadline[0] == "unfreeze" else None,
+                "consume_after": deadline[1] if deadline and deadline[0] == "consume" else None,
+                "is_idempotent_replay": False,
+            }
+            for account, take in plan:
+                account.frozen += take
+            state = "FROZEN"
+        else:
+            deadline = None
+            expected = {
+                "transaction_id": transaction_id,
+                "deducted_amount": amount,
+                "deduct_details": details,
+                "deducted_at": self.now,
+                "is_idempotent_replay": False,
+            }
+            for account, take in plan:
+                account.used += take
+            state = "DEDUCTED"
+        self.assert_succeeded(response, error, expected)
+        self.charges[transaction_id] = Charge(
+            transaction_id=transaction_id,
+            customer=customer,
+            kind=kind,
+            amount=amount,
+            wallets=sorted(set(wallets)) if wallets is not None else None,
+            holdings=plan if kind == "FREEZE" else [],
+            deadline=deadline,
+            state=state,
+        )
+        self.calls.append(Call(service, kwargs, response))
+
+    def settlement_target(self, data) -> tuple[str, Charge | None]:
+        """Half the time a freeze that is still frozen, else any id (settled, a deduct's, or
+        one never used)."""
+        frozen = [t for t, c in self.charges.items() if c.state == "FROZEN"]
+        anything = st.sampled_from([*self.charges, "never-seen"])
+        choice = st.one_of(st.sampled_from(frozen), anything) if frozen else anything
+        transaction_id = data.draw(choice, label="transaction_id")
+        return transaction_id, self.charges.get(transaction_id)
+
+    @precondition(lambda self: self.charges)
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(["consume", "unfreeze"]),
+        mode=st.sampled_from(["default", "zero", "under", "equal", "over"]),
+        percent=st.integers(1, 99),
+        extra=charge_amounts,
+    )
+    def settle(self, data, action, mode, percent, extra):
+        """Consume (by default all, none, under, exactly or over the frozen amount) or unfreeze
+        a freeze in any state, a deduct, or an id never used."""
+        transaction_id, charge = self.settlement_target(data)
+        if action == "unfreeze":
+            self.unfreeze(transaction_id)
+            return
+        actual_amount = None
+        if charge is not None:
+            actual_amount = {
+                "default": None,
+                "zero": ZERO,
+                "under": (charge.amount * percent / 100).quantize(MICRO, rounding=ROUND_DOWN),
+                "equal": charge.amount,
+                "over": charge.amount + extra,
+            }[mode]
+        self.consume(transaction_id, actual_amount)
+
+    def consume(self, transaction_id: str, actual_amount: Decimal | None) -> None:
+        charge = self.charges.get(transaction_id)
+        response, error = self.call(
+            services.consume, transaction_id=transaction_id, actual_amount=actual_amount
+        )
+        if charge is None or charge.kind != "FREEZE":
+            self.assert_refused(response, error, Refusal("no_consumable_freeze_records"))
+        elif charge.state == "CONSUMED":
+            if actual_amount is not None and actual_amount != charge.consumed_amount:
+                self.assert_refused(response, error, Refusal("idempotency_conflict"))
+            else:
+                replay = {**charge.settle_response, "is_idempotent_replay": True}
+                self.assert_succeeded(response, error, replay)
+        elif charge.state == "UNFROZEN":
+            code = (
+                "freeze_auto_unfrozen"
+                if charge.settled_by == "scheduler"
+                else "no_consumable_freeze_records"
+            )
+            self.assert_refused(response, error, Refusal(code))
+        else:
+            expected = self.settle_by_consume(charge, actual_amount, "client")
+            if isinstance(expected, Refusal):
+                self.assert_refused(response, error, expected)
+            else:
+                self.assert_succeeded(response, error, expected)
+
+    def settle_by_consume(
+        self, charge: Charge, actual_amount: Decimal | None, settled_by: str
+    ) -> dict[str, Any] | Refusal:
+        """Apply a consume of a frozen freeze to the model; return the expected response."""
+        actual = charge.amount if actual_amount is None else actual_amount
+        consumed: dict[str, tuple[Account, Decimal]] = {}
+        remaining = actual
+        for account, held in charge.holdings:
+            take = min(held, remaining)
+            remaining -= take
+            consumed[account.pk] = (account, take)
+        overage = []
+        if remaining > 0:
+            overage = self.allocate(
+                charge.customer, charge.wallets, remaining, wallet_label(charge.wallets)
+            )
+            if isinstance(overage, Refusal):
+                # The freeze stays frozen. The contract names any overage shortfall plainly,
+                # restricted to some wallets or not.
+                return Refusal("insufficient_balance", overage.details)
+        for account, held in charge.holdings:
+            account.frozen -= held
+            account.used += consumed[account.pk][1]
+        for account, take in overage:
+            account.used += take
+            before = consumed.get(account.pk, (account, ZERO))[1]
+            consumed[account.pk] = (account, before + take)
+        response: dict[str, Any] = {"transaction_id": charge.transaction_id}
+        response["consumed_amount"] = actual
+        if charge.amount > actual:
+            response["returned_amount"] = charge.amount - actual
+        if actual > charge.amount:
+            response["overage_amount"] = actual - charge.amount
+        response["consume_details"] = [
+            account.detail(amount) for account, amount in consumed.values() if amount > 0
+        ]
+        response["consumed_at"] = self.now
+        charge.state, charge.settled_by = "CONSUMED", settled_by
+        charge.consumed_amount, charge.settle_response = actual, response
+        return {**response, "is_idempotent_replay": False}
+
+    def unfreeze(self, transaction_id: str) -> None:
+        charge = self.charges.get(transaction_id)
+        response, error = self.call(services.unfreeze, transaction_id=transaction_id)
+        if charge is None or charge.kind != "FREEZE":
+            self.assert_refused(response, error, Refusal("no_unfreezable_records"))
+        elif charge.state == "CONSUMED":
+            self.assert_refused(response, error, Refusal("freeze_records_already_consumed"))
+        elif charge.state == "UNFROZEN":
+            replay = {**charge.settle_response, "is_idempotent_replay": True}
+            self.assert_succeeded(response, error, replay)
+        else:
+            self.assert_succeeded(response, error, self.settle_by_unfreeze(charge, "client"))
+
+    def settle_by_unfreeze(self, charge: Charge, settled_by: str) -> dict[str, Any]:
+        for account, held in charge.holdings:
+            account.frozen -= held
+        response = {
+            "transaction_id": charge.transaction_id,
+            "unfrozen_amount": charge.amount,
+            "unfreeze_details": [account.detail(held) for account, held in charge.holdings],
+            "unfrozen_at": self.now,
+        }
+        charge.state, charge.settled_by, charge.settle_response = "UNFROZEN", settled_by, response
+        return {**response, "is_idempotent_replay": False}
+
+    @precondition(lambda self: self.calls)
+    @rule(data=st.data(), change=st.sampled_from(["nothing", "amount", "customer", "operation"]))
+    def reuse_an_identity(self, data, change):
+        """Send an earlier successful identified request again: unchanged, it replays the
+        original response and changes nothing; changed, it is refused and changes nothing."""
+        original = data.draw(st.sampled_from(self.calls), label="original")
+        entries_before = self.entry_count()
+        if change == "nothing":
+            response, error = self.call(original.service, **original.kwargs)
+            replay = {**original.response, "is_idempotent_replay": True}
+            self.assert_succeeded(response, error, replay)
+            assert self.entry_count() == entries_before
+            return
+        kwargs, service = dict(original.kwargs), original.service
+        if change == "amount":
+            kwargs["amount"] += 1
+            expected = Refusal("idempotency_conflict")
+        elif change == "customer":
+            kwargs["customer_id"] = next(c for c in CUSTOMERS if c != kwargs["customer_id"])
+            expected = Refusal("transaction_conflict")
+            if kwargs["customer_id"] not in self.customers and service is not services.deposit:
+                expected = Refusal("customer_not_found")
+        elif service is services.deposit:
+            return  # a deposit key cannot name a charge: separate namespaces
+        else:
+            service = services.deduct if service is services.freeze else services.freeze
+            for ttl in ("unfreeze_after_seconds", "consume_after_seconds"):
+                kwargs.pop(ttl, None)
+            expected = Refusal("transaction_conflict")
+        response, error = self.call(service, **kwargs)
+        self.assert_refused(response, error, expected)
+        assert self.entry_count() == entries_before
+        assert Customer.objects.filter(project=self.project).count() == len(self.customers)
+
+    @rule(move=clock_moves, run_scheduler=st.booleans())
+    def advance_clock(self, move, run_scheduler):
+        """Time passes, often exactly to the instant an account expires (it no longer counts)
+        or a freeze falls due; the scheduler may or may not have run since (a freeze past its
+        deadline stays an ordinary freeze until it has)."""
+        if move != "next event":
+            self.now += move
+        elif self.upcoming_events():
+            self.now = min(self.upcoming_events())
+        if run_scheduler:
+            self.run_scheduler()
+
+    def upcoming_events(self) -> list[dt.datetime]:
+        expiries = [a.expires_at for a in self.accounts if a.expires_at and a.expires_at > self.now]
+        deadlines = [
+            c.deadline[1]
+            for c in self.charges.values()
+            if c.state == "FROZEN" and c.deadline and c.deadline[1] > self.now
+        ]
+        return expiries + deadlines
+
+    def run_scheduler(self) -> None:
+        """One scheduler pass at the simulated now: expire due accounts, settle due freezes."""
+        due_accounts = [
+            a
+            for a in self.accounts
+            if not a.expiry_recorded and a.expires_at is not None and a.expires_at <= self.now
+        ]
+        assert services.expire_due(now=self.now) == len(due_accounts)
+        for account in due_accounts:
+            account.expiry_recorded = True
+        due_charges = [
+            c
+            for c in self.charges.values()
+            if c.state == "FROZEN" and c.deadline is not None and c.deadline[1] <= self.now
+        ]
+        assert services.settle_due(now=self.now) == len(due_charges)
+        for charge in due_charges:
+            if charge.deadline[0] == "unfreeze":
+                self.settle_by_unfreeze(charge, "scheduler")
+            else:
+                assert not isinstance(self.settle_by_consume(charge, None, "scheduler"), Refusal)
+
+    # --- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def accounts_hold_what_the_model_holds(self):
+        stored = {
+            str(a.pk): a for a in CreditAccount.objects.filter(customer__project=self.project)
+        }
+        assert set(stored) == {a.pk for a in self.accounts}
+        for account in self.accounts:
+            row = stored[account.pk]
+            assert (row.total, row.used, row.frozen) == (
+                account.total,
+                account.used,
+                account.frozen,
+            ), account
+            assert row.used >= 0 and row.frozen >= 0 and row.used + row.frozen <= row.total
+            assert (row.expiry_recorded_at is not None) == account.expiry_recorded
+
+    @invariant()
+    def balances_match_the_model_at_the_simulated_now(self):
+        for customer_id, customer in self.customers.items():
+            actual = norm(selectors.customer_balance(customer, at=self.now))
+            expected = self.expected_balance(customer_id)
+            assert {k: actual[k] for k in expected} == norm(expected)
+
+    def expected_balance(self, customer_id: str) -> dict[str, Any]:
+        active = sorted(
+            (a for a in self.accounts if a.customer == customer_id and a.active(self.now)),
+            key=Account.order,
+        )
+        open_accounts = [a for a in active if a.used < a.total]
+
+        def sums(accounts: list[Account]) -> dict[str, Decimal]:
+            return {
+                counter: sum((a.counters()[counter] for a in accounts), ZERO)
+                for counter in ("total", "used", "frozen", "available")
+            }
+
+        wallets = {}
+        for name in sorted({a.wallet for a in active}):
+            groups: dict[tuple, list[Account]] = {}
+            for account in open_accounts:
+                if account.wallet == name:
+                    key = (account.source, account.starts_at, account.expires_at)
+                    groups.setdefault(key, []).append(account)
+            wallets[name] = {
+                **sums([a for a in active if a.wallet == name]),
+                "sources": [
+                    {"source": source, **sums(group), "starts_at": starts, "expires_at": expires}
+                    for (source, starts, expires), group in groups.items()
+                ],
+            }
+        listed = sorted(open_accounts, key=lambda a: a.wallet != "default")
+        return {
+            "id": customer_id,
+            "balance": sums(active),
+            "accounts": [
+                {
+                    "account_id": a.pk,
+                    "account_type": "CREDIT",
+                    "credit_type": a.wallet,
+                    "wallet": a.wallet,
+                    "source": a.source,
+                    **a.counters(),
+                    "starts_at": a.starts_at,
+                    "expires_at": a.expires_at,
+                }
+                for a in listed
+            ],
+            "wallets": wallets,
+        }
+
+    @invariant()
+    def the_ledger_replays_to_the_counters(self):
+        assert find_inconsistencies() == []
+
+    def assert_agrees_with_the_database(self) -> None:
+        self.accounts_hold_what_the_model_holds()
+        self.balances_match_the_model_at_the_simulated_now()
+        self.the_ledger_replays_to_the_counters()
+
+
+@pytest.mark.django_db
+def test_services_agree_with_an_in_memory_model_of_the_ledger():
+    run_state_machine_as_test(LedgerMachine)
+
+
+# Sequences the bounded random search reaches only now and then, replayed on the same model:
+# credits that return (by unfreeze, a partial consume, the scheduler) to an account whose
+# expiry passed, before and after the scheduler recorded it.
+def first_deposit(expires_in: dt.timedelta | None = None):
+    return ("first_deposit", {"amount": Decimal(30), "wallet": "default", "expires_in": expires_in})
+
+
+def freeze(amount: int, **ttl: int):
+    kwargs = {"customer": "alice", "amount": Decimal(amount), "wallets": None, "ttl": ttl}
+    return ("charge", {"kind": "FREEZE", "retry_failed": False, **kwargs})
+
+
+def clock_to_next_event(run_scheduler: bool = True):
+    return ("advance_clock", {"move": "next event", "run_scheduler": run_scheduler})
+
+
+NEVER_EXPIRING_50 = (
+    "deposit",
+    {
+        "customer": "alice",
+        "amount": Decimal(50),
+        "wallet": "default",
+        "source": "default",
+        "window": (None, None),
+        "key": "none",
+    },
+)
+SOON = dt.timedelta(minutes=2)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("steps", "settled"),
+    [
+        pytest.param(
+            [
+                first_deposit(HOUR),
+                freeze(12),
+                clock_to_next_event(),
+                ("unfreeze", {"transaction_id": "tx-1"}),
+            ],
+            ("UNFROZEN", "client"),
+            id="unfreeze-after-expiry-was-recorded",
+        ),
+        pytest.param(
+            [
+                first_deposit(HOUR),
+                freeze(12),
+                clock_to_next_event(run_scheduler=False),
+                ("unfreeze", {"transaction_id": "tx-1"}),
+                ("advance_clock", {"move": dt.timedelta(0), "run_scheduler": True}),
+            ],
+            ("UNFROZEN", "client"),
+            id="unfreeze-after-expiry-before-the-scheduler-ran",
+        ),
+        pytest.param(
+            [
+                first_deposit(SOON),
+                freeze(12, unfreeze_after_seconds=3600),
+                clock_to_next_event(),
+                clock_to_next_event(),
+            ],
+            ("UNFROZEN", "scheduler"),
+            id="scheduler-unfreezes-into-an-expired-account",
+        ),
+        pytest.param(
+            [
+                first_deposit(SOON),
+                freeze(12),
+                clock_to_next_event(),
+                ("consume", {"transaction_id": "tx-1", "actual_amount": Decimal(5)}),
+            ],
+            ("CONSUMED", "client"),
+            id="partial-consume-after-expiry",
+        ),
+        pytest.param(
+            [
+                first_deposit(SOON),
+                NEVER_EXPIRING_50,
+                freeze(12),
+                clock_to_next_event(),
+                ("consume", {"transaction_id": "tx-1", "actual_amount": Decimal(20)}),
+            ],
+            ("CONSUMED", "client"),
+            id="overage-after-the-held-account-expired",
+        ),
+        pytest.param(
+            [
+                first_deposit(SOON),
+                freeze(12, consume_after_seconds=60),
+                clock_to_next_event(),
+                ("consume", {"transaction_id": "tx-1", "actual_amount": Decimal(12)}),
+                clock_to_next_event(),
+            ],
+            ("CONSUMED", "scheduler"),
+            id="scheduler-consume-then-client-replay",
+        ),
+    ],
+)
+def test_credits_returned_around_expiry_keep_the_model_and_the_ledger_in_agreement(steps, settled):
+    machine = LedgerMachine()
+    try:
+        machine.assert_agrees_with_the_database()
+        for name, kwargs in steps:
+            getattr(machine, name)(**kwargs)
+            machine.assert_agrees_with_the_database()
+        freeze = machine.charges["tx-1"]
+        assert (freeze.state, freeze.settled_by) == settled
+        assert machine.accounts[0].expiry_recorded
+    finally:
+        machine.teardown()
