@@ -9,8 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.models import Project
-from ledger.models import BusinessType, CreditAccount, LedgerEntry, OperationType, Transaction
+from ledger.models import BusinessType, LedgerEntry, OperationType, Transaction
+from ledger.services import statements
 from ledger.services.common import (
+    Allocation,
     allocate,
     detail_item,
     entry,
@@ -44,78 +46,42 @@ def freeze(
     at the optional deadline. A repeat returns the original response and changes nothing.
     """
     now = now or timezone.now()
-    request_fingerprint = fingerprint(
+    unfreeze_after = deadline(now, unfreeze_after_seconds)
+    consume_after = deadline(now, consume_after_seconds)
+    charge = Charge(
+        kind=Transaction.Kind.FREEZE,
+        project=project,
         customer_id=customer_id,
+        transaction_id=transaction_id,
         amount=amount,
-        wallets=sorted(set(wallets)) if wallets is not None else None,
-        unfreeze_after_seconds=unfreeze_after_seconds,
-        consume_after_seconds=consume_after_seconds,
+        wallets=wallets,
         business_type=business_type,
+        description=description,
+        actor=actor,
+        now=now,
+        fingerprint=fingerprint(
+            customer_id=customer_id,
+            amount=amount,
+            wallets=eligible(wallets),
+            unfreeze_after_seconds=unfreeze_after_seconds,
+            consume_after_seconds=consume_after_seconds,
+            business_type=business_type,
+        ),
     )
-    with transaction.atomic():
-        customer = lock_customer(project, customer_id)
-        original = Transaction.objects.filter(project=project, identity=transaction_id).exclude(
-            kind=Transaction.Kind.DEPOSIT
-        )
-        original = original.first()
-        if original is not None:
-            return replay(
-                original,
-                customer=customer,
-                request_fingerprint=request_fingerprint,
-                kind=Transaction.Kind.FREEZE,
-            )
-        allocations = allocate(
-            spendable_accounts(customer, wallets, now),
-            amount,
-            customer=customer,
-            wallets=wallets,
-            now=now,
-        )
-        for allocation in allocations:
-            allocation.account.frozen += allocation.amount
-        CreditAccount.objects.bulk_update([a.account for a in allocations], ["frozen"])
-        LedgerEntry.objects.bulk_create(
-            [
-                entry(
-                    a.account,
-                    OperationType.FREEZE,
-                    a.amount,
-                    transaction_ref=transaction_id,
-                    business_type=business_type,
-                    description=description,
-                    actor=actor,
-                    now=now,
-                )
-                for a in allocations
-            ]
-        )
-        unfreeze_after = deadline(now, unfreeze_after_seconds)
-        consume_after = deadline(now, consume_after_seconds)
-        response = {
+    return charge.run(
+        counter="frozen",
+        operation_type=OperationType.FREEZE,
+        response=lambda allocations: {
             "transaction_id": transaction_id,
             "frozen_amount": amount,
             "freeze_details": [detail_item(a.account, a.amount) for a in allocations],
             "unfreeze_after": unfreeze_after,
             "consume_after": consume_after,
-        }
-        Transaction.objects.create(
-            project=project,
-            customer=customer,
-            kind=Transaction.Kind.FREEZE,
-            identity=transaction_id,
-            state=Transaction.State.FROZEN,
-            fingerprint=request_fingerprint,
-            amount=amount,
-            wallets=sorted(set(wallets)) if wallets is not None else None,
-            business_type=business_type,
-            description=description,
-            unfreeze_after=unfreeze_after,
-            consume_after=consume_after,
-            response=stored(response),
-            created_at=now,
-        )
-    return {**response, "is_idempotent_replay": False}
+        },
+        state=Transaction.State.FROZEN,
+        unfreeze_after=unfreeze_after,
+        consume_after=consume_after,
+    )
 
 
 @retry_on_identity_race
@@ -136,75 +102,123 @@ def deduct(
     A repeat returns the original response and changes nothing.
     """
     now = now or timezone.now()
-    request_fingerprint = fingerprint(
+    charge = Charge(
+        kind=Transaction.Kind.DEDUCT,
+        project=project,
         customer_id=customer_id,
+        transaction_id=transaction_id,
         amount=amount,
-        wallets=sorted(set(wallets)) if wallets is not None else None,
+        wallets=wallets,
         business_type=business_type,
+        description=description,
+        actor=actor,
+        now=now,
+        fingerprint=fingerprint(
+            customer_id=customer_id,
+            amount=amount,
+            wallets=eligible(wallets),
+            business_type=business_type,
+        ),
     )
-    with transaction.atomic():
-        customer = lock_customer(project, customer_id)
-        original = (
-            Transaction.objects.filter(project=project, identity=transaction_id)
-            .exclude(kind=Transaction.Kind.DEPOSIT)
-            .first()
-        )
-        if original is not None:
-            return replay(
-                original,
-                customer=customer,
-                request_fingerprint=request_fingerprint,
-                kind=Transaction.Kind.DEDUCT,
-            )
-        allocations = allocate(
-            spendable_accounts(customer, wallets, now),
-            amount,
-            customer=customer,
-            wallets=wallets,
-            now=now,
-        )
-        for allocation in allocations:
-            allocation.account.used += allocation.amount
-        CreditAccount.objects.bulk_update([a.account for a in allocations], ["used"])
-        LedgerEntry.objects.bulk_create(
-            [
-                entry(
-                    a.account,
-                    OperationType.CONSUME,
-                    a.amount,
-                    transaction_ref=transaction_id,
-                    business_type=business_type,
-                    description=description,
-                    actor=actor,
-                    now=now,
-                )
-                for a in allocations
-            ]
-        )
-        response = {
+    return charge.run(
+        counter="used",
+        operation_type=OperationType.CONSUME,
+        response=lambda allocations: {
             "transaction_id": transaction_id,
             "deducted_amount": amount,
             "deduct_details": [detail_item(a.account, a.amount) for a in allocations],
             "deducted_at": now,
-        }
-        Transaction.objects.create(
-            project=project,
-            customer=customer,
-            kind=Transaction.Kind.DEDUCT,
-            identity=transaction_id,
-            state=Transaction.State.DEDUCTED,
-            fingerprint=request_fingerprint,
-            amount=amount,
-            wallets=sorted(set(wallets)) if wallets is not None else None,
-            business_type=business_type,
-            description=description,
-            consumed_amount=amount,
-            response=stored(response),
-            created_at=now,
-            settled_at=now,
-            settled_by=Transaction.SettledBy.CLIENT,
-        )
-    return {**response, "is_idempotent_replay": False}
+        },
+        state=Transaction.State.DEDUCTED,
+        consumed_amount=amount,
+        settled_at=now,
+        settled_by=Transaction.SettledBy.CLIENT,
+    )
+
+
+class Charge:
+    """What freeze and deduct share: lock the customer, replay a repeat, take `amount` from
+    the eligible accounts in consumption order into one counter, record entries and the
+    transaction with its response, all in one database transaction."""
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        project: Project,
+        customer_id: str,
+        transaction_id: str,
+        amount: Decimal,
+        wallets: Sequence[str] | None,
+        business_type: str,
+        description: str,
+        actor: str,
+        now: dt.datetime,
+        fingerprint: str,
+    ):
+        self.kind, self.project, self.customer_id = kind, project, customer_id
+        self.transaction_id, self.amount, self.wallets = transaction_id, amount, wallets
+        self.business_type, self.description = business_type, description
+        self.actor, self.now, self.fingerprint = actor, now, fingerprint
+
+    def run(
+        self, *, counter: str, operation_type: str, response, **transaction_fields: Any
+    ) -> dict[str, Any]:
+        with transaction.atomic():
+            customer = lock_customer(self.project, self.customer_id)
+            original = statements.charge_by_identity(self.project.pk, self.transaction_id)
+            if original is not None:
+                return replay(
+                    original,
+                    customer=customer,
+                    request_fingerprint=self.fingerprint,
+                    kind=self.kind,
+                )
+            allocations: list[Allocation] = allocate(
+                spendable_accounts(customer, self.wallets, self.now),
+                self.amount,
+                customer=customer,
+                wallets=self.wallets,
+                now=self.now,
+            )
+            for allocation in allocations:
+                account = allocation.account
+                setattr(account, counter, getattr(account, counter) + allocation.amount)
+            statements.save_counters([a.account for a in allocations], [counter])
+            LedgerEntry.objects.bulk_create(
+                entry(
+                    a.account,
+                    operation_type,
+                    a.amount,
+                    transaction_ref=self.transaction_id,
+                    business_type=self.business_type,
+                    description=self.description,
+                    actor=self.actor,
+                    now=self.now,
+                )
+                for a in allocations
+            )
+            body = response(allocations)
+            Transaction.objects.create(
+                project=self.project,
+                customer=customer,
+                kind=self.kind,
+                identity=self.transaction_id,
+                fingerprint=self.fingerprint,
+                amount=self.amount,
+                wallets=eligible(self.wallets),
+                business_type=self.business_type,
+                description=self.description,
+                response=stored(body),
+                created_at=self.now,
+                **transaction_fields,
+            )
+        return {**body, "is_idempotent_replay": False}
+
+
+def eligible(wallets: Sequence[str] | None) -> list[str] | None:
+    """The eligible wallets as a set: order and repeats do not change a restriction."""
+    return sorted(set(wallets)) if wallets is not None else None
 
 
 def deadline(now: dt.datetime, seconds: int | None) -> dt.datetime | None:

@@ -9,7 +9,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import IntegrityError
-from django.db.models import F, Q, Subquery
+from django.db.models import Q
 
 from credits_project.api.json import dumps, loads
 from credits_project.errors import (
@@ -22,6 +22,7 @@ from credits_project.errors import (
 from customers.models import Customer, Project
 from ledger.models import CreditAccount, LedgerEntry, Transaction
 from ledger.money import ZERO
+from ledger.services import statements
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,11 +56,7 @@ def active_q(now: dt.datetime, prefix: str = "") -> Q:
 
 def lock_customer(project: Project, customer_id: str) -> Customer:
     """Lock the customer's row: every writer of one customer serializes here."""
-    customer = (
-        Customer.objects.select_for_update()
-        .filter(project=project, external_id=customer_id)
-        .first()
-    )
+    customer = statements.lock_customer_row(project.pk, customer_id)
     if customer is None:
         raise CustomerNotFound({"customer_id": customer_id})
     return customer
@@ -71,17 +68,10 @@ def lock_customer_of_charge(project: Project, transaction_id: str) -> Transactio
     The customer is locked before the transaction is read, so the state we read cannot change
     until we commit: concurrent consumes and unfreezes of one freeze execute one at a time.
     """
-    owner = Transaction.objects.filter(project=project, identity=transaction_id).exclude(
-        kind=Transaction.Kind.DEPOSIT
-    )
-    customer = (
-        Customer.objects.select_for_update()
-        .filter(pk=Subquery(owner.values("customer_id")[:1]))
-        .first()
-    )
+    customer = statements.lock_customer_of_charge_row(project.pk, transaction_id)
     if customer is None:
         return None
-    charge = owner.get()
+    charge = statements.charge_by_identity(project.pk, transaction_id)
     charge.customer = customer
     return charge
 
@@ -91,12 +81,7 @@ def spendable_accounts(
 ) -> list[CreditAccount]:
     """Active accounts with available credits in the eligible wallets, in consumption order:
     soonest expiry first (never-expiring last), then oldest deposit, then lowest id."""
-    accounts = CreditAccount.objects.filter(
-        active_q(now), customer=customer, used__lt=F("total") - F("frozen")
-    )
-    if wallets is not None:
-        accounts = accounts.filter(wallet__in=wallets)
-    return list(accounts.order_by(F("expires_at").asc(nulls_last=True), "created_at", "id"))
+    return statements.open_accounts_in_order(customer.pk, wallets, now)
 
 
 @dataclass(frozen=True)

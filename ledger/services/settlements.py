@@ -18,6 +18,7 @@ from credits_project.errors import (
 from customers.models import Project
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
 from ledger.money import ZERO
+from ledger.services import statements
 from ledger.services.common import (
     Allocation,
     allocate,
@@ -79,7 +80,7 @@ def consume(
                 account = accounts.setdefault(allocation.account.pk, allocation.account)
                 account.used += allocation.amount
                 consumed[account.pk] = consumed.get(account.pk, ZERO) + allocation.amount
-        CreditAccount.objects.bulk_update(accounts.values(), ["used", "frozen"])
+        statements.save_counters(accounts.values(), ["used", "frozen"])
 
         entries = []
         for pk, amount in consumed.items():
@@ -144,7 +145,7 @@ def unfreeze(
             account.frozen -= held
             accounts[account.pk] = account
             returned[account.pk] = held
-        CreditAccount.objects.bulk_update(accounts.values(), ["frozen"])
+        statements.save_counters(accounts.values(), ["frozen"])
         LedgerEntry.objects.bulk_create(returned_entries(charge, accounts, returned, actor, now))
         response = {
             "transaction_id": transaction_id,
@@ -181,16 +182,7 @@ def overage_allocations(charge: Transaction, amount: Decimal, now: dt.datetime) 
 
 def holdings_of(charge: Transaction) -> list[tuple[CreditAccount, Decimal]]:
     """The accounts and amounts a frozen freeze holds: its FREEZE entries, in their order."""
-    freezes = (
-        LedgerEntry.objects.filter(
-            customer=charge.customer,
-            transaction_ref=charge.identity,
-            operation_type=OperationType.FREEZE,
-        )
-        .select_related("account")
-        .order_by("id")
-    )
-    return [(e.account, e.amount) for e in freezes]
+    return statements.holdings(charge.customer_id, charge.identity)
 
 
 def settlement_entry(
