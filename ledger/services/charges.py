@@ -2,6 +2,7 @@
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -136,30 +137,23 @@ def deduct(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
 class Charge:
     """What freeze and deduct share: lock the customer, replay a repeat, take `amount` from
     the eligible accounts in consumption order into one counter, record entries and the
     transaction with its response, all in one database transaction."""
 
-    def __init__(
-        self,
-        *,
-        kind: str,
-        project: Project,
-        customer_id: str,
-        transaction_id: str,
-        amount: Decimal,
-        wallets: Sequence[str] | None,
-        business_type: str,
-        description: str,
-        actor: str,
-        now: dt.datetime,
-        fingerprint: str,
-    ):
-        self.kind, self.project, self.customer_id = kind, project, customer_id
-        self.transaction_id, self.amount, self.wallets = transaction_id, amount, wallets
-        self.business_type, self.description = business_type, description
-        self.actor, self.now, self.fingerprint = actor, now, fingerprint
+    kind: str
+    project: Project
+    customer_id: str
+    transaction_id: str
+    amount: Decimal
+    wallets: Sequence[str] | None
+    business_type: str
+    description: str
+    actor: str
+    now: dt.datetime
+    fingerprint: str
 
     def run(
         self, *, counter: str, operation_type: str, response, **transaction_fields: Any
