@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from credits_project.api.json import dumps, loads
 from credits_project.errors import (
     CustomerNotFound,
     IdempotencyConflict,
@@ -17,12 +16,9 @@ from credits_project.errors import (
     TransactionConflict,
 )
 from customers.models import Project
-from ledger.models import CreditAccount, LedgerEntry, Transaction
-from ledger.services import consume, deduct, deposit, freeze
-
-ACTOR = "api_key:test"
-T0 = dt.datetime(2026, 4, 7, 12, 0, tzinfo=dt.UTC)
-DAY = dt.timedelta(days=1)
+from ledger.models import LedgerEntry, Transaction
+from ledger.services import consume, deduct, freeze
+from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, item, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -33,66 +29,9 @@ CHARGES = [
 ]
 
 
-def grant(
-    project: Project,
-    amount: int | str,
-    *,
-    customer_id: str = "c1",
-    now: dt.datetime = T0 - DAY,
-    **fields,
-) -> str:
-    """Deposit through the real service; returns the new account's id."""
-    result = deposit(
-        project=project,
-        customer_id=customer_id,
-        amount=Decimal(amount),
-        actor="operator:setup",
-        now=now,
-        **fields,
-    )
-    return result["account_id"]
-
-
-def item(account_id: str, amount: int | str, wallet: str = "default", source: str = "default"):
-    return {
-        "account_id": account_id,
-        "wallet": wallet,
-        "credit_type": wallet,
-        "source": source,
-        "amount": Decimal(amount),
-    }
-
-
-def counters(account_id: str) -> tuple[Decimal, Decimal, Decimal]:
-    account = CreditAccount.objects.get(pk=account_id)
-    return account.total, account.used, account.frozen
-
-
-def entries(**filters) -> list[tuple]:
-    return list(
-        LedgerEntry.objects.filter(**filters)
-        .order_by("id")
-        .values_list(
-            "account_id",
-            "operation_type",
-            "amount",
-            "transaction_ref",
-            "business_type",
-            "description",
-            "actor",
-            "created_at",
-        )
-    )
-
-
 def moved(counter: str, amount: int | str) -> tuple[Decimal, Decimal]:
     """The expected (used, frozen) of an account a charge took `amount` from."""
     return (Decimal(amount), Decimal(0)) if counter == "used" else (Decimal(0), Decimal(amount))
-
-
-def wire(response: dict) -> dict:
-    """A service result as the API renders it (datetimes as strings, amounts exact)."""
-    return loads(dumps(response))
 
 
 def charge(service, project: Project, transaction_id: str, amount: int | str, **kwargs):

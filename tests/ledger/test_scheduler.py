@@ -11,85 +11,22 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from credits_project.api.json import dumps, loads
 from credits_project.errors import (
     FreezeAutoUnfrozen,
     FreezeRecordsAlreadyConsumed,
     IdempotencyConflict,
 )
-from customers.models import Project
 from ledger.models import CreditAccount, LedgerEntry, Transaction
-from ledger.services import consume, deduct, deposit, expire_due, freeze, settle_due, unfreeze
+from ledger.services import consume, deduct, expire_due, settle_due, unfreeze
 from tests.conftest import ROOT, shared_database_url
+from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, hold, wire
 
-ACTOR = "api_key:test"
-T0 = dt.datetime(2026, 4, 7, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
-DAY = dt.timedelta(days=1)
-
-
-def grant(
-    project: Project,
-    amount: int | str,
-    *,
-    customer_id: str = "c1",
-    now: dt.datetime = T0 - DAY,
-    **fields,
-) -> str:
-    """Deposit through the real service; returns the new account's id."""
-    result = deposit(
-        project=project,
-        customer_id=customer_id,
-        amount=Decimal(amount),
-        actor="operator:setup",
-        now=now,
-        **fields,
-    )
-    return result["account_id"]
-
-
-def hold(project: Project, transaction_id: str, amount: int | str, **kwargs) -> dict:
-    kwargs.setdefault("customer_id", "c1")
-    kwargs.setdefault("now", T0)
-    return freeze(
-        project=project,
-        transaction_id=transaction_id,
-        amount=Decimal(amount),
-        actor=ACTOR,
-        **kwargs,
-    )
-
-
-def counters(account_id: str) -> tuple[Decimal, Decimal, Decimal]:
-    account = CreditAccount.objects.get(pk=account_id)
-    return account.total, account.used, account.frozen
-
-
-def entries(*operation_types: str) -> list[tuple]:
-    """(account, type, amount, ref, business_type, description, actor, created_at), in order."""
-    return list(
-        LedgerEntry.objects.filter(operation_type__in=operation_types)
-        .order_by("id")
-        .values_list(
-            "account_id",
-            "operation_type",
-            "amount",
-            "transaction_ref",
-            "business_type",
-            "description",
-            "actor",
-            "created_at",
-        )
-    )
 
 
 def state(transaction_id: str) -> tuple:
     charge = Transaction.objects.get(identity=transaction_id)
     return charge.state, charge.settled_by, charge.settled_at
-
-
-def wire(response: dict) -> dict:
-    return loads(dumps(response))
 
 
 # --- expire_due ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from credits_project.api.json import dumps, loads
 from credits_project.errors import (
     FreezeRecordsAlreadyConsumed,
     IdempotencyConflict,
@@ -17,47 +16,13 @@ from credits_project.errors import (
     NoUnfreezableRecords,
 )
 from customers.models import Project
-from ledger.models import CreditAccount, LedgerEntry, Transaction
-from ledger.services import consume, deduct, deposit, expire_due, freeze, unfreeze
+from ledger.models import LedgerEntry, Transaction
+from ledger.services import consume, deduct, expire_due, unfreeze
+from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, hold, item, wire
 
-ACTOR = "api_key:test"
-T0 = dt.datetime(2026, 4, 7, 12, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
-DAY = dt.timedelta(days=1)
 
 pytestmark = pytest.mark.django_db
-
-
-def grant(
-    project: Project,
-    amount: int | str,
-    *,
-    customer_id: str = "c1",
-    now: dt.datetime = T0 - DAY,
-    **fields,
-) -> str:
-    """Deposit through the real service; returns the new account's id."""
-    result = deposit(
-        project=project,
-        customer_id=customer_id,
-        amount=Decimal(amount),
-        actor="operator:setup",
-        now=now,
-        **fields,
-    )
-    return result["account_id"]
-
-
-def hold(project: Project, transaction_id: str, amount: int | str, **kwargs) -> dict:
-    kwargs.setdefault("customer_id", "c1")
-    return freeze(
-        project=project,
-        transaction_id=transaction_id,
-        amount=Decimal(amount),
-        actor=ACTOR,
-        now=kwargs.pop("now", T0),
-        **kwargs,
-    )
 
 
 def settle_consume(project: Project, transaction_id: str, actual=None, **kwargs) -> dict:
@@ -79,45 +44,6 @@ def settle_unfreeze(project: Project, transaction_id: str, **kwargs) -> dict:
         now=kwargs.pop("now", T1),
         **kwargs,
     )
-
-
-def item(account_id: str, amount: int | str, wallet: str = "default", source: str = "default"):
-    return {
-        "account_id": account_id,
-        "wallet": wallet,
-        "credit_type": wallet,
-        "source": source,
-        "amount": Decimal(amount),
-    }
-
-
-def counters(account_id: str) -> tuple[Decimal, Decimal, Decimal]:
-    account = CreditAccount.objects.get(pk=account_id)
-    return account.total, account.used, account.frozen
-
-
-def entries(*operation_types: str, **filters) -> list[tuple]:
-    """(account, type, amount, ref, business_type, description, actor, created_at), in order."""
-    found = LedgerEntry.objects.filter(**filters)
-    if operation_types:
-        found = found.filter(operation_type__in=operation_types)
-    return list(
-        found.order_by("id").values_list(
-            "account_id",
-            "operation_type",
-            "amount",
-            "transaction_ref",
-            "business_type",
-            "description",
-            "actor",
-            "created_at",
-        )
-    )
-
-
-def wire(response: dict) -> dict:
-    """A service result as the API renders it (datetimes as strings, amounts exact)."""
-    return loads(dumps(response))
 
 
 # --- consume -------------------------------------------------------------------------------

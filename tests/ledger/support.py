@@ -1,0 +1,97 @@
+"""Helpers shared by the ledger's service tests: set state up through the real services, read
+it back from the database.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from credits_project.api.json import dumps, loads
+from customers.models import Project
+from ledger.models import CreditAccount, LedgerEntry
+from ledger.services import deposit, freeze
+
+ACTOR = "api_key:test"
+"""The actor the tests' charges and settlements are made as."""
+
+T0 = dt.datetime(2026, 4, 7, 12, 0, tzinfo=dt.UTC)
+"""The tests' "now": charges happen at T0, grants a day before."""
+
+DAY = dt.timedelta(days=1)
+
+
+def grant(
+    project: Project,
+    amount: int | str,
+    *,
+    customer_id: str = "c1",
+    now: dt.datetime = T0 - DAY,
+    **fields,
+) -> str:
+    """Deposit through the real service; returns the new account's id."""
+    result = deposit(
+        project=project,
+        customer_id=customer_id,
+        amount=Decimal(amount),
+        actor="operator:setup",
+        now=now,
+        **fields,
+    )
+    return result["account_id"]
+
+
+def hold(project: Project, transaction_id: str, amount: int | str, **kwargs) -> dict:
+    """Freeze through the real service as ACTOR, for customer c1 at T0 unless told otherwise."""
+    kwargs.setdefault("customer_id", "c1")
+    kwargs.setdefault("now", T0)
+    return freeze(
+        project=project,
+        transaction_id=transaction_id,
+        amount=Decimal(amount),
+        actor=ACTOR,
+        **kwargs,
+    )
+
+
+def item(account_id: str, amount: int | str, wallet: str = "default", source: str = "default"):
+    """One account's line in a response's details array."""
+    return {
+        "account_id": account_id,
+        "wallet": wallet,
+        "credit_type": wallet,
+        "source": source,
+        "amount": Decimal(amount),
+    }
+
+
+def counters(account_id: str) -> tuple[Decimal, Decimal, Decimal]:
+    """The stored (total, used, frozen) of an account."""
+    account = CreditAccount.objects.get(pk=account_id)
+    return account.total, account.used, account.frozen
+
+
+def entries(*operation_types: str, **filters) -> list[tuple]:
+    """(account, type, amount, ref, business_type, description, actor, created_at), in order.
+
+    Only entries of the given operation types (all types when none is given) that match the
+    `filters` (keyword arguments to `LedgerEntry.objects.filter`).
+    """
+    found = LedgerEntry.objects.filter(**filters)
+    if operation_types:
+        found = found.filter(operation_type__in=operation_types)
+    return list(
+        found.order_by("id").values_list(
+            "account_id",
+            "operation_type",
+            "amount",
+            "transaction_ref",
+            "business_type",
+            "description",
+            "actor",
+            "created_at",
+        )
+    )
+
+
+def wire(response: dict) -> dict:
+    """A service result as the API renders it (datetimes as strings, amounts exact)."""
+    return loads(dumps(response))
