@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from hypothesis import HealthCheck, settings
 
@@ -82,7 +83,7 @@ class Service:
             "WHITENOISE_USE_FINDERS": "true",
             "CONN_MAX_AGE": "0",
         }
-        self.log = open(ROOT / "data" / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
+        self.log = open(django_settings.DATA_DIR / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "credits_project.wsgi"],
             cwd=ROOT,

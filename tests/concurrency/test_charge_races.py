@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -30,7 +31,7 @@ from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
 pytestmark = [pytest.mark.http, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-REPORT = ROOT / "data" / "deduct_load_report.txt"
+REPORT = settings.DATA_DIR / "deduct_load_report.txt"
 ACTOR = "test:races"
 # One INFO line per request would drown the load report.
 logging.getLogger("httpx").setLevel(logging.WARNING)
