@@ -25,10 +25,6 @@ def from_micros(micros: int) -> Decimal:
     return Decimal(micros).scaleb(-6).normalize() if micros else ZERO
 
 
-def has_at_most_six_decimals(amount: Decimal) -> bool:
-    return amount.scaleb(6) == amount.scaleb(6).to_integral_value()
-
-
 class CreditAmountField(models.BigIntegerField):
     """A `Decimal` amount stored as integer micro-credits."""
 
