@@ -44,8 +44,11 @@ def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> dict[st
     total_count = _count(query, entries)
     if query.cursor is not None:
         created_at, entry_id = decode_cursor(query)
+        # `created_at <= t` bounds the index range scan; the OR then only filters the few
+        # entries that share the cursor's timestamp. (An OR alone would make the database
+        # scan from the newest entry down to the cursor: a cost growing with the depth.)
         entries = entries.filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=entry_id)
+            Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(id__lt=entry_id))
         )
     page = list(entries.select_related("account").order_by("-created_at", "-id")[: query.limit + 1])
     has_more = len(page) > query.limit
