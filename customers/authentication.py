@@ -41,7 +41,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         match = KEY_PATTERN.fullmatch(raw_key) if scheme.lower() == "bearer" else None
         if match is None:
             raise InvalidApiKey()
-        api_key = ApiKey.objects.select_related("project").filter(prefix=match["prefix"]).first()
+        api_key = key_with_project(match["prefix"])
         if api_key is None or not api_key.is_valid(raw_key):
             raise InvalidApiKey()
         if api_key.revoked:

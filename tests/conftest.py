@@ -81,7 +81,6 @@ class Service:
             "GUNICORN_WORKERS": str(workers),
             "GUNICORN_ACCESSLOG": "",
             "WHITENOISE_USE_FINDERS": "true",
-            "CONN_MAX_AGE": "0",
         }
         self.log = open(django_settings.DATA_DIR / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(

@@ -89,11 +89,8 @@ class DepositView(ApiView):
             key_field = s.DepositRequest().fields["idempotency_key"]
             header_key = key_field.run_validation(request.headers["Idempotency-Key"])
         key = data.pop("idempotency_key") or header_key
-        profile = services.Profile(
-            **{k: data.pop(k) for k in ("name", "email", "metadata") if data[k] is not None}
-        )
-        for unused in ("name", "email", "metadata"):
-            data.pop(unused, None)
+        given = {field: data.pop(field) for field in ("name", "email", "metadata")}
+        profile = services.Profile(**{k: v for k, v in given.items() if v is not None})
         result = services.deposit(
             project=self.project,
             actor=self.actor,

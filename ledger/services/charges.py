@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.models import Project
-from ledger.models import BusinessType, LedgerEntry, OperationType, Transaction
+from ledger.models import BusinessType, OperationType, Transaction
 from ledger.services import statements
 from ledger.services.common import (
     Allocation,
@@ -179,21 +179,23 @@ class Charge:
                 account = allocation.account
                 setattr(account, counter, getattr(account, counter) + allocation.amount)
             statements.save_counters([a.account for a in allocations], [counter])
-            LedgerEntry.objects.bulk_create(
-                entry(
-                    a.account,
-                    operation_type,
-                    a.amount,
-                    transaction_ref=self.transaction_id,
-                    business_type=self.business_type,
-                    description=self.description,
-                    actor=self.actor,
-                    now=self.now,
-                )
-                for a in allocations
+            statements.insert(
+                [
+                    entry(
+                        a.account,
+                        operation_type,
+                        a.amount,
+                        transaction_ref=self.transaction_id,
+                        business_type=self.business_type,
+                        description=self.description,
+                        actor=self.actor,
+                        now=self.now,
+                    )
+                    for a in allocations
+                ]
             )
             body = response(allocations)
-            Transaction.objects.create(
+            record = Transaction(
                 project=self.project,
                 customer=customer,
                 kind=self.kind,
@@ -207,6 +209,7 @@ class Charge:
                 created_at=self.now,
                 **transaction_fields,
             )
+            statements.insert([record])
         return {**body, "is_idempotent_replay": False}
 
 
