@@ -60,6 +60,11 @@ def parse_args() -> argparse.Namespace:
         help="credits per customer (default: half of the requests each customer gets)",
     )
     parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="send GET /v1/health (authentication: one indexed read) instead, for comparison",
+    )
+    parser.add_argument(
         "--time-cap", type=float, default=TIME_CAP_SECONDS, help="stop sending after this"
     )
     args = parser.parse_args()
@@ -149,7 +154,13 @@ class Gunicorn:
 
 
 def fire(
-    base_url: str, api_key: str, customer_ids: list[str], requests: int, threads: int, cap: float
+    base_url: str,
+    api_key: str,
+    customer_ids: list[str],
+    requests: int,
+    threads: int,
+    cap: float,
+    baseline: bool = False,
 ) -> tuple[list[tuple[int, str | None, float]], float]:
     """Send the deductions from `threads` clients released together; (status, code, seconds)
     per request sent, and the wall time from the first to the last answer."""
@@ -177,7 +188,10 @@ def fire(
                 }
                 sent = time.perf_counter()
                 try:
-                    response = http.post("/v1/billing/deduct", json=body)
+                    if baseline:
+                        response = http.get("/v1/health")
+                    else:
+                        response = http.post("/v1/billing/deduct", json=body)
                     status = response.status_code
                     code = None if status == 200 else response.json()["error"]["code"]
                 except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -210,7 +224,13 @@ def main() -> None:
     server = Gunicorn(args.workers)
     try:
         results, wall = fire(
-            server.base_url, api_key, customer_ids, args.requests, args.threads, args.time_cap
+            server.base_url,
+            api_key,
+            customer_ids,
+            args.requests,
+            args.threads,
+            args.time_cap,
+            args.baseline,
         )
     except BaseException:
         server.stop()
@@ -225,6 +245,7 @@ def main() -> None:
     latencies = [seconds for _, _, seconds in results]
     outcomes = Counter((status, code) for status, code, _ in results)
     rows = [
+        ("request", "GET /v1/health" if args.baseline else "POST /v1/billing/deduct"),
         ("database", connection.vendor),
         ("gunicorn workers", str(args.workers)),
         ("client threads", str(args.threads)),
