@@ -39,6 +39,8 @@ test: lint
 	DATABASE_URL= $(BIN)/pytest
 
 bench: $(VENV)/.dev-installed
+	scripts/with-postgres.sh $(BIN)/python bench/deduct_load.py --baseline
+	scripts/with-postgres.sh $(BIN)/python bench/deduct_load.py
 	scripts/with-postgres.sh $(BIN)/python bench/ledger_pages.py
 
 clean:
