@@ -15,8 +15,6 @@ from ledger.models import CreditAccount, Transaction
 from ledger.money import ZERO
 from ledger.services.common import active_q
 
-COUNTERS = ("total", "used", "frozen")
-
 
 def get_customer(project: Project, customer_id: str) -> Customer:
     customer = Customer.objects.filter(project=project, external_id=customer_id).first()
