@@ -35,7 +35,7 @@ urlpatterns = [
     path("billing/unfreeze", views.UnfreezeView.as_view(), name="unfreeze"),
     path("billing/deduct", views.DeductView.as_view(), name="deduct"),
     path(
-        "billing/transactions/<path:transaction_id>",
+        "billing/transactions/<segment:transaction_id>",
         views.TransactionView.as_view(),
         name="transaction",
     ),

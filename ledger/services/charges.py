@@ -1,7 +1,7 @@
 """Charges: freeze a budget now (settled later by consume or unfreeze), or deduct at once."""
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -46,9 +46,6 @@ def freeze(
     The freeze holds its credits until a consume or unfreeze settles it, or the scheduler does
     at the optional deadline. A repeat returns the original response and changes nothing.
     """
-    now = now or timezone.now()
-    unfreeze_after = deadline(now, unfreeze_after_seconds)
-    consume_after = deadline(now, consume_after_seconds)
     charge = Charge(
         kind=Transaction.Kind.FREEZE,
         project=project,
@@ -69,20 +66,21 @@ def freeze(
             business_type=business_type,
         ),
     )
-    return charge.run(
-        counter="frozen",
-        operation_type=OperationType.FREEZE,
-        response=lambda allocations: {
+
+    def record(allocations: list[Allocation], at: dt.datetime) -> tuple[dict, dict]:
+        deadlines = {
+            "unfreeze_after": deadline(at, unfreeze_after_seconds),
+            "consume_after": deadline(at, consume_after_seconds),
+        }
+        response = {
             "transaction_id": transaction_id,
             "frozen_amount": amount,
             "freeze_details": [detail_item(a.account, a.amount) for a in allocations],
-            "unfreeze_after": unfreeze_after,
-            "consume_after": consume_after,
-        },
-        state=Transaction.State.FROZEN,
-        unfreeze_after=unfreeze_after,
-        consume_after=consume_after,
-    )
+            **deadlines,
+        }
+        return response, {"state": Transaction.State.FROZEN, **deadlines}
+
+    return charge.run(counter="frozen", operation_type=OperationType.FREEZE, record=record)
 
 
 @retry_on_identity_race
@@ -102,7 +100,6 @@ def deduct(
 
     A repeat returns the original response and changes nothing.
     """
-    now = now or timezone.now()
     charge = Charge(
         kind=Transaction.Kind.DEDUCT,
         project=project,
@@ -121,27 +118,35 @@ def deduct(
             business_type=business_type,
         ),
     )
-    return charge.run(
-        counter="used",
-        operation_type=OperationType.CONSUME,
-        response=lambda allocations: {
+
+    def record(allocations: list[Allocation], at: dt.datetime) -> tuple[dict, dict]:
+        response = {
             "transaction_id": transaction_id,
             "deducted_amount": amount,
             "deduct_details": [detail_item(a.account, a.amount) for a in allocations],
-            "deducted_at": now,
-        },
-        state=Transaction.State.DEDUCTED,
-        consumed_amount=amount,
-        settled_at=now,
-        settled_by=Transaction.SettledBy.CLIENT,
-    )
+            "deducted_at": at,
+        }
+        settled = {
+            "state": Transaction.State.DEDUCTED,
+            "consumed_amount": amount,
+            "settled_at": at,
+            "settled_by": Transaction.SettledBy.CLIENT,
+        }
+        return response, settled
+
+    return charge.run(counter="used", operation_type=OperationType.CONSUME, record=record)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Charge:
     """What freeze and deduct share: lock the customer, replay a repeat, take `amount` from
     the eligible accounts in consumption order into one counter, record entries and the
-    transaction with its response, all in one database transaction."""
+    transaction with its response, all in one database transaction.
+
+    The clock is read once the customer is locked (unless a caller fixed `now`): a request that
+    waited for the lock must judge which credits are active, and date its entries, as of when it
+    runs, not as of when it arrived.
+    """
 
     kind: str
     project: Project
@@ -152,14 +157,20 @@ class Charge:
     business_type: str
     description: str
     actor: str
-    now: dt.datetime
+    now: dt.datetime | None
     fingerprint: str
 
     def run(
-        self, *, counter: str, operation_type: str, response, **transaction_fields: Any
+        self,
+        *,
+        counter: str,
+        operation_type: str,
+        record: Callable[[list[Allocation], dt.datetime], tuple[dict, dict]],
     ) -> dict[str, Any]:
+        """`record(allocations, now)` gives the response and the transaction's own fields."""
         with transaction.atomic():
             customer = lock_customer(self.project, self.customer_id)
+            now = self.now or timezone.now()
             original = statements.charge_by_identity(self.project.pk, self.transaction_id)
             if original is not None:
                 return replay(
@@ -169,11 +180,11 @@ class Charge:
                     kind=self.kind,
                 )
             allocations: list[Allocation] = allocate(
-                spendable_accounts(customer, self.wallets, self.now),
+                spendable_accounts(customer, self.wallets, now),
                 self.amount,
                 customer=customer,
                 wallets=self.wallets,
-                now=self.now,
+                now=now,
             )
             for allocation in allocations:
                 account = allocation.account
@@ -189,13 +200,13 @@ class Charge:
                         business_type=self.business_type,
                         description=self.description,
                         actor=self.actor,
-                        now=self.now,
+                        now=now,
                     )
                     for a in allocations
                 ]
             )
-            body = response(allocations)
-            record = Transaction(
+            body, transaction_fields = record(allocations, now)
+            row = Transaction(
                 project=self.project,
                 customer=customer,
                 kind=self.kind,
@@ -206,10 +217,10 @@ class Charge:
                 business_type=self.business_type,
                 description=self.description,
                 response=stored(body),
-                created_at=self.now,
+                created_at=now,
                 **transaction_fields,
             )
-            statements.insert([record])
+            statements.insert([row])
         return {**body, "is_idempotent_replay": False}
 
 

@@ -175,8 +175,15 @@ def entry(
 
 
 def fingerprint(**fields: Any) -> str:
-    """A stable digest of the parameters that make two requests "the same request"."""
-    return hashlib.sha256(dumps(dict(sorted(fields.items()))).encode()).hexdigest()
+    """A stable digest of the parameters that make two requests "the same request".
+
+    Instants are compared to the microsecond (as stored), not as rendered in responses.
+    """
+    exact = {
+        name: value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
+        for name, value in sorted(fields.items())
+    }
+    return hashlib.sha256(dumps(exact).encode()).hexdigest()
 
 
 def replay(

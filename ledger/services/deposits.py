@@ -50,7 +50,6 @@ def deposit(
     The customer is created on first deposit and its profile updated by later ones. With an
     `idempotency_key`, a repeat returns the original response and changes nothing.
     """
-    now = now or timezone.now()
     request_fingerprint = fingerprint(
         customer_id=customer_id,
         amount=amount,
@@ -61,7 +60,8 @@ def deposit(
         business_type=business_type,
     )
     with transaction.atomic():
-        customer = lock_or_create_customer(project, customer_id, profile, now)
+        customer = lock_or_create_customer(project, customer_id, profile, now or timezone.now())
+        now = now or timezone.now()  # read under the lock, as in `Charge.run`
         if idempotency_key is not None:
             original = Transaction.objects.filter(
                 project=project, kind=Transaction.Kind.DEPOSIT, identity=idempotency_key

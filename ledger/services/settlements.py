@@ -48,9 +48,9 @@ def consume(
     available credits of the freeze's eligible wallets (or the call fails and the freeze stays
     frozen). A repeat replays the original response; another `actual_amount` is a conflict.
     """
-    now = now or timezone.now()
     with transaction.atomic():
         charge = lock_customer_of_charge(project, transaction_id)
+        now = now or timezone.now()  # read under the lock, as in `Charge.run`
         if charge is None or charge.kind != Transaction.Kind.FREEZE:
             raise NoConsumableFreezeRecords({"transaction_id": transaction_id})
         if charge.state == Transaction.State.CONSUMED:
@@ -80,8 +80,6 @@ def consume(
                 account = accounts.setdefault(allocation.account.pk, allocation.account)
                 account.used += allocation.amount
                 consumed[account.pk] = consumed.get(account.pk, ZERO) + allocation.amount
-        statements.save_counters(accounts.values(), ["used", "frozen"])
-
         entries = []
         for pk, amount in consumed.items():
             if amount > 0:
@@ -91,6 +89,7 @@ def consume(
                     )
                 )
         entries += returned_entries(charge, accounts, returned, actor, now)
+        statements.save_counters(accounts.values(), ["used", "frozen", "expiry_recorded_at"])
         LedgerEntry.objects.bulk_create(entries)
 
         held_total = charge.amount
@@ -128,9 +127,9 @@ def unfreeze(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Return every credit a freeze holds to available. A repeat replays the original response."""
-    now = now or timezone.now()
     with transaction.atomic():
         charge = lock_customer_of_charge(project, transaction_id)
+        now = now or timezone.now()  # read under the lock, as in `Charge.run`
         if charge is None or charge.kind != Transaction.Kind.FREEZE:
             raise NoUnfreezableRecords({"transaction_id": transaction_id})
         if charge.state == Transaction.State.UNFROZEN:
@@ -145,8 +144,9 @@ def unfreeze(
             account.frozen -= held
             accounts[account.pk] = account
             returned[account.pk] = held
-        statements.save_counters(accounts.values(), ["frozen"])
-        LedgerEntry.objects.bulk_create(returned_entries(charge, accounts, returned, actor, now))
+        entries = returned_entries(charge, accounts, returned, actor, now)
+        statements.save_counters(accounts.values(), ["frozen", "expiry_recorded_at"])
+        LedgerEntry.objects.bulk_create(entries)
         response = {
             "transaction_id": transaction_id,
             "unfrozen_amount": charge.amount,
@@ -212,8 +212,14 @@ def returned_entries(
     actor: str,
     now: dt.datetime,
 ) -> list[LedgerEntry]:
-    """UNFREEZE entries for credits given back, and EXPIRE entries for those of them that
-    land on an account whose expiry the scheduler has already recorded."""
+    """UNFREEZE entries for credits given back, and the EXPIRE entries they call for.
+
+    Credits returned to an account past its expiry expire in this same transaction. If the
+    scheduler already recorded the account's expiry, only the returned credits expire now; if
+    it has not come by yet, this transaction does its work: everything left on the account
+    expires and the expiry is recorded (`expiry_recorded_at`, saved with the counters), so
+    each credit still expires exactly once. Call after the counters have changed.
+    """
     entries = []
     for pk, amount in returned.items():
         if amount <= 0:
@@ -222,12 +228,19 @@ def returned_entries(
         entries.append(
             settlement_entry(charge, account, OperationType.UNFREEZE, amount, actor, now)
         )
-        if account.expiry_recorded_at is not None:
+        if account.expires_at is None or account.expires_at > now:
+            continue
+        if account.expiry_recorded_at is None:
+            account.expiry_recorded_at = now
+            expiring = account.available
+        else:
+            expiring = amount
+        if expiring > 0:
             entries.append(
                 entry(
                     account,
                     OperationType.EXPIRE,
-                    amount,
+                    expiring,
                     transaction_ref=None,
                     business_type=account.business_type,
                     description="expired",

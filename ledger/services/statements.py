@@ -56,11 +56,15 @@ def open_accounts_in_order(
     customer_id: int, wallets: Sequence[str] | None, now: dt.datetime
 ) -> list[CreditAccount]:
     """Active accounts with available credits, soonest expiry first (never last), then oldest
-    deposit, then lowest id: the consumption order."""
+    deposit, then lowest id: the consumption order. An account whose expiry is recorded is
+    never spent again, whatever the clock says: its remainder has its EXPIRE entry."""
     at = instant(now)
     sql = (
         f"SELECT {ACCOUNT_COLUMNS} FROM ledger_creditaccount "
+        # `used < total` is implied, but spelled out so the partial index on open accounts
+        # (`account_open_in_order`) applies.
         "WHERE customer_id = %s AND used < total AND used + frozen < total "
+        "AND expiry_recorded_at IS NULL "
         "AND (starts_at IS NULL OR starts_at <= %s) AND (expires_at IS NULL OR expires_at > %s)"
     )
     params: list = [customer_id, at, at]
@@ -79,10 +83,13 @@ def save_counters(accounts: Iterable[CreditAccount], fields: Sequence[str]) -> N
     field_of = {f: CreditAccount._meta.get_field(f) for f in fields}
     assignments, params = [], []
     for name, field in field_of.items():
-        cases = " ".join(["WHEN %s THEN %s"] * len(accounts))
-        assignments.append(f"{name} = CASE id {cases} END")
+        cases = f"CASE id {' '.join(['WHEN %s THEN %s'] * len(accounts))} END"
+        if connection.vendor == "postgresql":
+            # All-NULL branches would leave the CASE typed as text: say what the column is.
+            cases = f"CAST({cases} AS {field.db_type(connection)})"
+        assignments.append(f"{name} = {cases}")
         for account in accounts:
-            params += [account.pk, field.get_prep_value(getattr(account, name))]
+            params += [account.pk, field.get_db_prep_save(getattr(account, name), connection)]
     ids = ", ".join(["%s"] * len(accounts))
     params += [account.pk for account in accounts]
     with connection.cursor() as cursor:

@@ -3,6 +3,7 @@ unfreeze, deduct and the transaction read. Each answer is checked for its status
 
 import datetime as dt
 import re
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -935,3 +936,25 @@ def test_reading_a_transaction_id_with_a_slash(http):
     body = ok(http.get("/v1/billing/transactions/jobs%2F42"))
 
     assert (body["transaction_id"], body["state"]) == ("jobs/42", "FROZEN")
+
+
+def test_transaction_ids_in_the_path_round_trip_slashes_and_refuse_invalid_utf8(http):
+    http.post(
+        "/v1/customers/deposit", json={"customer_id": "c", "amount": 10, "idempotency_key": "seed"}
+    )
+    for transaction_id in ("job/1", "%FF", "a b+c@x"):
+        created = http.post(
+            "/v1/billing/deduct",
+            json={"customer_id": "c", "transaction_id": transaction_id, "amount": 1},
+        )
+        assert created.status_code == 200, created.text
+        read = http.get(f"/v1/billing/transactions/{quote(transaction_id, safe='')}")
+        assert read.status_code == 200, read.text
+        assert read.json()["transaction_id"] == transaction_id
+
+    for raw in ("%FF", "%C3%28", "a%00b"):
+        response = http.get(f"/v1/billing/transactions/{raw}")
+        assert response.status_code == 400, (raw, response.text)
+        error = response.json()["error"]
+        assert (error["code"], error["details"]["field"]) == ("invalid_request", "transaction_id")
+    assert http.get("/v1/billing/transactions/job/1").status_code == 404  # a literal / splits

@@ -17,7 +17,7 @@ from credits_project.errors import (
 )
 from customers.models import Project
 from ledger.models import LedgerEntry, Transaction
-from ledger.services import consume, deduct, freeze
+from ledger.services import consume, deduct, deposit, freeze
 from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, item, wire
 
 pytestmark = pytest.mark.django_db
@@ -677,3 +677,34 @@ def test_insufficient_balance_names_the_selected_wallets_once_each(
         "available": Decimal(1) if label == "promo" else Decimal(3),
         "wallet": label,
     }
+
+
+def test_deposit_instants_are_compared_to_the_microsecond_for_idempotency(project):
+    first = T0 + DAY + dt.timedelta(microseconds=100)
+    deposit(
+        project=project,
+        customer_id="c1",
+        amount=Decimal(5),
+        actor=ACTOR,
+        idempotency_key="k",
+        expires_at=first,
+    )
+
+    with pytest.raises(IdempotencyConflict):
+        deposit(
+            project=project,
+            customer_id="c1",
+            amount=Decimal(5),
+            actor=ACTOR,
+            idempotency_key="k",
+            expires_at=first + dt.timedelta(microseconds=800),
+        )
+    replay = deposit(
+        project=project,
+        customer_id="c1",
+        amount=Decimal(5),
+        actor=ACTOR,
+        idempotency_key="k",
+        expires_at=first,
+    )
+    assert replay["is_idempotent_replay"] is True

@@ -504,6 +504,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for account, held in charge.holdings:
             account.frozen -= held
             account.used += consumed[account.pk][1]
+            self.returned_to(account, held - consumed[account.pk][1])
         for account, take in overage:
             account.used += take
             before = consumed.get(account.pk, (account, ZERO))[1]
@@ -535,9 +536,16 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             self.assert_succeeded(response, error, self.settle_by_unfreeze(charge, "client"))
 
+    def returned_to(self, account: Account, amount: Decimal) -> None:
+        """Credits returned to an expired account expire at once; if the scheduler has not
+        recorded the account's expiry yet, the returning transaction records it."""
+        if amount > 0 and account.expires_at is not None and account.expires_at <= self.now:
+            account.expiry_recorded = True
+
     def settle_by_unfreeze(self, charge: Charge, settled_by: str) -> dict[str, Any]:
         for account, held in charge.holdings:
             account.frozen -= held
+            self.returned_to(account, held)
         response = {
             "transaction_id": charge.transaction_id,
             "unfrozen_amount": charge.amount,

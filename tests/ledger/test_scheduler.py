@@ -118,9 +118,11 @@ def test_expired_credits_each_expire_once_however_they_come_back(project):
     hold(project, "early", 10)
     hold(project, "late", 20)
     hold(project, "partial", 30)
+    # Returned after expiry, before any scheduler pass: this return records the account's
+    # expiry itself, 100 - 50 still frozen = 50 (the returned 10 included).
     unfreeze(project=project, transaction_id="early", actor=ACTOR, now=T0 + 2 * HOUR)
 
-    expire_due(now=T0 + 3 * HOUR)  # 100 - 50 frozen = 50 (the early return included)
+    assert expire_due(now=T0 + 3 * HOUR) == 0  # nothing left for the scheduler
     unfreeze(project=project, transaction_id="late", actor=ACTOR, now=T0 + 4 * HOUR)
     consume(
         project=project,
@@ -132,7 +134,7 @@ def test_expired_credits_each_expire_once_however_they_come_back(project):
     expire_due(now=T0 + 6 * HOUR)
 
     assert [(e[2], e[6], e[7]) for e in entries("EXPIRE")] == [
-        (Decimal(50), "scheduler", T0 + 3 * HOUR),
+        (Decimal(50), ACTOR, T0 + 2 * HOUR),
         (Decimal(20), ACTOR, T0 + 4 * HOUR),
         (Decimal(18), ACTOR, T0 + 5 * HOUR),
     ]

@@ -16,7 +16,7 @@ from credits_project.errors import (
     NoUnfreezableRecords,
 )
 from customers.models import Project
-from ledger.models import LedgerEntry, Transaction
+from ledger.models import CreditAccount, LedgerEntry, Transaction
 from ledger.services import consume, deduct, expire_due, unfreeze
 from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, hold, item, wire
 
@@ -283,13 +283,15 @@ def test_partial_consume_returning_credits_to_an_expired_account_expires_them(pr
     assert counters(expired) == (10, 3, 0)
 
 
-def test_credits_returned_before_the_scheduler_ran_are_not_expired_twice(project):
+def test_credits_returned_before_the_scheduler_ran_expire_at_once_and_only_once(project):
     expired = grant(project, 10, expires_at=T0 + dt.timedelta(hours=1))
     hold(project, "job", 8)
 
     settle_unfreeze(project, "job", now=T0 + DAY)  # expired, but not yet recorded
-    assert entries("EXPIRE") == []
-    expire_due(now=T0 + DAY)
+    # The return does the scheduler's work: all 10 left on the account expire now.
+    assert [e[:3] for e in entries("EXPIRE")] == [(int(expired), "EXPIRE", Decimal(10))]
+    assert CreditAccount.objects.get(pk=expired).expiry_recorded_at == T0 + DAY
+    assert expire_due(now=T0 + DAY) == 0
 
     assert [e[:3] for e in entries("EXPIRE")] == [(int(expired), "EXPIRE", Decimal(10))]
 
