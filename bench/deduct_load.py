@@ -17,9 +17,7 @@ customers, whose writers never wait for each other on PostgreSQL.
 import argparse
 import logging
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +40,7 @@ from django.utils import timezone  # noqa: E402
 
 from customers.models import ApiKey, Project  # noqa: E402
 from ledger import services  # noqa: E402
+from tests.conftest import Service  # noqa: E402
 
 TIME_CAP_SECONDS = 120
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
@@ -74,21 +73,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url() -> str:
-    """The URL gunicorn should use: exactly the database this process set up."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    password = db["PASSWORD"] or ""
-    return f"postgres://{db['USER']}:{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 def prepare(customers: int, balance: int) -> tuple[str, list[str]]:
     """A fresh project, its API key, and `customers` customers holding `balance` each."""
     call_command("migrate", verbosity=0, interactive=False)
@@ -105,52 +89,6 @@ def prepare(customers: int, balance: int) -> tuple[str, list[str]]:
         )
     connection.close()  # gunicorn gets the database to itself
     return raw_key, customer_ids
-
-
-class Gunicorn:
-    def __init__(self, workers: int):
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_WORKERS": str(workers),
-            "GUNICORN_ACCESSLOG": "",
-        }
-        self.log_path = ROOT / "data" / f"bench-gunicorn-{port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "credits_project.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"gunicorn did not start; see {self.log_path}")
-
-    def stop(self, *, keep_log: bool = True) -> None:
-        """Stop this gunicorn (and its workers) by its own PID, gracefully if it can."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        if not keep_log:
-            self.log_path.unlink(missing_ok=True)
 
 
 def fire(
@@ -221,7 +159,7 @@ def main() -> None:
     per_customer = -(-args.requests // args.customers)
     balance = args.balance if args.balance is not None else max(1, per_customer // 2)
     api_key, customer_ids = prepare(args.customers, balance)
-    server = Gunicorn(args.workers)
+    server = Service(args.workers)  # the test suite's gunicorn runner, on this database
     try:
         results, wall = fire(
             server.base_url,
@@ -234,12 +172,12 @@ def main() -> None:
         )
     except BaseException:
         server.stop()
-        print(f"gunicorn's log: {server.log_path}", file=sys.stderr)
+        print(f"gunicorn's log: {server.log.name}", file=sys.stderr)
         raise
     server_errors = sum(1 for status, _, _ in results if status >= 500 or status == 0)
-    server.stop(keep_log=server_errors > 0)
+    server.stop()
     if server_errors:
-        print(f"{server_errors} requests failed; gunicorn's log: {server.log_path}")
+        print(f"{server_errors} requests failed; gunicorn's log: {server.log.name}")
     if not results:
         raise SystemExit("no request was answered")
     latencies = [seconds for _, _, seconds in results]
