@@ -97,8 +97,13 @@ def allocate(
     customer: Customer,
     wallets: Sequence[str] | None,
     now: dt.datetime,
+    name_selected_wallets: bool = True,
 ) -> list[Allocation]:
-    """Take `amount` from `accounts` in their order, or raise the insufficient-balance error."""
+    """Take `amount` from `accounts` in their order, or raise the insufficient-balance error.
+
+    With `name_selected_wallets`, a shortfall only in the restricted wallets is told apart
+    (`insufficient_balance_in_selected_credit_types`, at the cost of one more read).
+    """
     allocations: list[Allocation] = []
     remaining = amount
     available = ZERO
@@ -109,26 +114,13 @@ def allocate(
             allocations.append(Allocation(account, take))
             remaining -= take
     if remaining > 0:
-        raise insufficient_balance(
-            customer=customer, requested=amount, available=available, wallets=wallets, now=now
-        )
+        details = {"requested": amount, "available": available, "wallet": wallet_label(wallets)}
+        if name_selected_wallets and wallets is not None:
+            everywhere = sum((a.available for a in spendable_accounts(customer, None, now)), ZERO)
+            if everywhere >= amount:
+                raise InsufficientBalanceInSelectedCreditTypes(details)
+        raise InsufficientBalance(details)
     return allocations
-
-
-def insufficient_balance(
-    *,
-    customer: Customer,
-    requested: Decimal,
-    available: Decimal,
-    wallets: Sequence[str] | None,
-    now: dt.datetime,
-) -> InsufficientBalance:
-    details = {"requested": requested, "available": available, "wallet": wallet_label(wallets)}
-    if wallets is not None:
-        everywhere = sum((a.available for a in spendable_accounts(customer, None, now)), ZERO)
-        if everywhere >= requested:
-            return InsufficientBalanceInSelectedCreditTypes(details)
-    return InsufficientBalance(details)
 
 
 def wallet_label(wallets: Sequence[str] | None) -> str | list[str] | None:

@@ -11,7 +11,6 @@ from credits_project.errors import (
     FreezeAutoUnfrozen,
     FreezeRecordsAlreadyConsumed,
     IdempotencyConflict,
-    InsufficientBalance,
     NoConsumableFreezeRecords,
     NoUnfreezableRecords,
 )
@@ -168,16 +167,14 @@ def unfreeze(
 def overage_allocations(charge: Transaction, amount: Decimal, now: dt.datetime) -> list[Allocation]:
     """Where a consume's overage comes from; the contract names any shortfall here plainly
     `insufficient_balance`, whether or not the freeze was restricted to some wallets."""
-    try:
-        return allocate(
-            spendable_accounts(charge.customer, charge.wallets, now),
-            amount,
-            customer=charge.customer,
-            wallets=charge.wallets,
-            now=now,
-        )
-    except InsufficientBalance as shortfall:
-        raise InsufficientBalance(shortfall.details) from None
+    return allocate(
+        spendable_accounts(charge.customer, charge.wallets, now),
+        amount,
+        customer=charge.customer,
+        wallets=charge.wallets,
+        now=now,
+        name_selected_wallets=False,
+    )
 
 
 def holdings_of(charge: Transaction) -> list[tuple[CreditAccount, Decimal]]:
