@@ -34,13 +34,16 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/python manage.py makemigrations --check --dry-run -v1
 
 test: lint
-	scripts/ensure-chromium.sh
+	scripts/ensure-debian-packages.sh chromium:chromium chromedriver:chromium-driver
 	scripts/with-postgres.sh $(BIN)/pytest
 	DATABASE_URL= $(BIN)/pytest
 
+# Load tests with wrk against gunicorn, on PostgreSQL then SQLite; writes docs/benchmarks.md.
 bench: $(VENV)/.dev-installed
-	scripts/with-postgres.sh $(BIN)/python bench/deduct_load.py --baseline
-	scripts/with-postgres.sh $(BIN)/python bench/deduct_load.py
+	scripts/ensure-debian-packages.sh wrk:wrk
+	scripts/with-postgres.sh $(BIN)/python bench/http_load.py
+	DATABASE_URL= $(BIN)/python bench/http_load.py
+	$(BIN)/python bench/report.py
 	scripts/with-postgres.sh $(BIN)/python bench/ledger_pages.py
 
 clean:

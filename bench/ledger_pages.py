@@ -24,8 +24,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from customers.models import ApiKey, Customer, Project  # noqa: E402
-from ledger.ledger_pages import LedgerQuery, encode_cursor  # noqa: E402
 from ledger.models import CreditAccount, LedgerEntry  # noqa: E402
+from ledger.selectors.ledger_pages import LedgerQuery, encode_cursor  # noqa: E402
 
 SIZES = [1_000, 100_000, 1_000_000]
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", 200))
@@ -38,7 +38,7 @@ def fill(customer: Customer, account: CreditAccount, size: int) -> None:
         cursor.execute(
             """
             INSERT INTO ledger_ledgerentry (customer_id, account_id, operation_type, amount,
-                transaction_ref, business_type, description, actor, created_at)
+                transaction_id, business_type, description, actor, created_at)
             SELECT %s, %s, 'GRANT', 1000000, NULL, 'UNDEFINED', '', 'bench',
                    TIMESTAMPTZ '2026-01-01' + (g / 10) * INTERVAL '1 millisecond'
             FROM generate_series(1, %s) AS g

@@ -2,7 +2,8 @@
 
 Every error a client can see is a subclass of `ServiceError`, carrying the HTTP status, the
 envelope `type`, a stable `code` and a human `message` that is stable per code. Services,
-validators and middleware raise these; one handler renders the envelope (API.md section 6).
+validators and middleware raise these; one handler renders the envelope (docs/api.md, section
+6).
 """
 
 from typing import Any, ClassVar

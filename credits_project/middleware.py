@@ -1,9 +1,7 @@
-"""Request plumbing shared by every API route: request ids, the error envelope, body limits,
-and customer ids taken from the undecoded request target."""
+"""Request plumbing shared by every API route: request ids, the error envelope, body limits."""
 
 import re
 from collections.abc import Callable
-from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -22,7 +20,6 @@ from credits_project.errors import (
 
 API_PREFIX = "/v1/"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-MAX_ID_LENGTH = 255
 
 # Statuses that Django itself (not our handler) may produce under /v1/, e.g. a 400 from a
 # malformed Content-Length; each is rewritten into the envelope.
@@ -90,76 +87,3 @@ class ApiEnvelopeMiddleware:
     def finish(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response["X-Request-Id"] = request.request_id
         return response
-
-
-# Routes holding a caller's id: (segments before the id, segment after it or None, field).
-ID_ROUTES = [
-    (("v1", "customers"), None, "customer_id"),
-    (("v1", "customers"), "ledger", "customer_id"),
-    (("v1", "billing", "transactions"), None, "transaction_id"),
-]
-ID_ROUTE_PREFIXES = ("/v1/customers/", "/v1/billing/transactions/")
-
-
-class RawPathMiddleware:
-    """Routes that take an id (`/v1/customers/{customer_id}[/ledger]`,
-    `/v1/billing/transactions/{transaction_id}`) are resolved from the undecoded request target.
-
-    The WSGI server has already decoded `%2F` to `/` in `PATH_INFO`, so an id holding a slash
-    would look like two segments. gunicorn keeps the request target as sent in `RAW_URI`: split
-    it on literal slashes, decode the id's segment as strict UTF-8, then hand Django a
-    `PATH_INFO` whose id segment is percent-encoded again, so the URL converter sees one segment.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith(ID_ROUTE_PREFIXES):
-            try:
-                self.rewrite_id_path(request)
-            except ServiceError as error:
-                return error_response(error, request)
-        return self.get_response(request)
-
-    @staticmethod
-    def rewrite_id_path(request: HttpRequest) -> None:
-        raw = request.META.get("RAW_URI")
-        if raw:
-            path = urlsplit(raw).path if "://" in raw.split("?", 1)[0] else raw.split("?", 1)[0]
-        else:  # not under gunicorn: the decoded path is all there is
-            path = quote(request.path_info, safe="/")
-        segments = path.split("/")[1:]
-        for before, after, field in ID_ROUTES:
-            shape = len(before) + 1 + (after is not None)
-            if (
-                len(segments) != shape
-                or tuple(segments[: len(before)]) != before
-                or segments[len(before)] == ""
-                or (after is not None and segments[-1] != after)
-            ):
-                continue
-            raw_id = segments[len(before)]
-            is_deposit_route = before[-1] == "customers" and after is None and raw_id == "deposit"
-            if is_deposit_route and request.method == "POST":
-                return
-            value = decode_id(raw_id, field)
-            encoded = quote(value, safe="")
-            if encoded == "deposit":
-                # A read of the customer named "deposit": off the POST-only deposit route.
-                encoded = "%64eposit"
-            request.path_info = "/" + "/".join([*before, encoded, *([after] if after else [])])
-            return
-
-
-def decode_id(segment: str, field: str) -> str:
-    """A path segment as an id: strict UTF-8, no NUL, at most `MAX_ID_LENGTH` code points."""
-    try:
-        value = unquote_to_bytes(segment).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidRequest(field, "not_utf8") from None
-    if "\x00" in value:
-        raise InvalidRequest(field, "nul_character")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidRequest(field, "too_long", max_length=MAX_ID_LENGTH)
-    return value

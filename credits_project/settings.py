@@ -53,7 +53,7 @@ MIDDLEWARE = [
     "credits_project.middleware.ApiEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "credits_project.middleware.RawPathMiddleware",
+    "ledger.api.routes.RawTargetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -95,7 +95,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # No `SELECT 1` before each request's first query: a connection that broke meanwhile fails
+    # that request with a retryable 503, and Django drops it before the next one.
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", False)
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # Parameters bound by the server, and a statement run a few times on a connection kept
+        # prepared there: the hot path's statements are then planned once per connection.
+        # Turn off behind a pooler in transaction mode (see docs/scaling.md), whose server
+        # connections change from one transaction to the next.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"server_side_binding": True, "prepare_threshold": 2}
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -25,7 +25,7 @@ def unknown_api_route(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 
 urlpatterns = [
-    path("v1/", include("ledger.api.urls")),
+    path("v1/", include("ledger.api.routes")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     re_path(r"^v1/(?P<rest>.*)$", unknown_api_route),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from credits_project.errors import ApiKeyRevoked, InvalidApiKey, MissingApiKey
+from credits_project.sql import Columns, fetch
 from customers.models import ApiKey, Project
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -55,18 +56,23 @@ class ApiKeyAuthentication(BaseAuthentication):
         return "Bearer"
 
 
+KEY = Columns(
+    ApiKey, ["id", "prefix", "hashed_key", "revoked", "expiry_date", "project", "last_used_at"]
+)
+
+
 def key_with_project(prefix: str) -> ApiKey | None:
     """The key with this prefix and its project, in one statement. Written in SQL because it
     runs on every request and the ORM's query compilation would cost more than the lookup."""
-    rows = ApiKey.objects.raw(
-        "SELECT k.*, p.name AS project_name "
-        "FROM customers_apikey k JOIN customers_project p ON p.id = k.project_id "
-        "WHERE k.prefix = %s",
+    rows = fetch(
+        f"SELECT {KEY.sql('k')}, p.name FROM customers_apikey k "
+        "JOIN customers_project p ON p.id = k.project_id WHERE k.prefix = %s",
         [prefix],
     )
-    api_key = next(iter(rows), None)
-    if api_key is not None:
-        api_key.project = Project(id=api_key.project_id, name=api_key.project_name)
+    if not rows:
+        return None
+    api_key = KEY.load_row(rows[0])
+    api_key.project = Project(id=api_key.project_id, name=rows[0][KEY.width])
     return api_key
 
 

@@ -38,7 +38,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
 @admin.register(Transaction)
 class TransactionAdmin(ReadOnlyAdmin):
     list_display = [
-        "identity",
+        "transaction_id",
         "kind",
         "state",
         "customer",
@@ -48,7 +48,7 @@ class TransactionAdmin(ReadOnlyAdmin):
         "settled_at",
     ]
     list_filter = ["kind", "state", "project"]
-    search_fields = ["identity", "customer__external_id"]
+    search_fields = ["transaction_id", "customer__external_id"]
     list_select_related = ["customer"]
 
 
@@ -63,10 +63,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "operation_type",
         "amount",
         "account",
-        "transaction_ref",
+        "transaction_id",
         "business_type",
         "actor",
     ]
     list_filter = ["operation_type", "business_type"]
-    search_fields = ["customer__external_id", "transaction_ref"]
+    search_fields = ["customer__external_id", "transaction_id"]
     list_select_related = ["customer", "account"]

@@ -1,9 +1,12 @@
-"""Replays the ledger and compares it with every credit account (see API.md section 5).
+"""Replays the ledger and compares it with every credit account, and checks the sums kept
+beside the accounts.
 
 Replay rules: GRANT adds to `total`; FREEZE adds to `frozen` and to what its transaction holds
 on the account; UNFREEZE gives held credits back; CONSUME takes first from what its freeze holds
 on the account, the rest from available, and adds to `used`; EXPIRE changes no counter. An
 account whose expiry was recorded with nothing frozen has expired exactly its unused remainder.
+Each customer's `SpentCredits` per wallet equals the total of its used-up accounts whose expiry
+is not recorded.
 """
 
 from collections import defaultdict
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from customers.models import Project
-from ledger.models import CreditAccount, LedgerEntry, OperationType
+from ledger.models import CreditAccount, LedgerEntry, OperationType, SpentCredits
 from ledger.money import ZERO
 
 
@@ -25,7 +28,7 @@ class Replayed:
     held: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
 
     def apply(self, entry: LedgerEntry) -> None:
-        amount, ref = entry.amount, entry.transaction_ref
+        amount, ref = entry.amount, entry.transaction_id
         match entry.operation_type:
             case OperationType.GRANT:
                 self.total += amount
@@ -65,17 +68,35 @@ def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> R
         entries = entries.filter(customer__project=project)
     replays: dict[int, Replayed] = defaultdict(Replayed)
     entry_count = 0
-    for entry in entries.only("account_id", "operation_type", "amount", "transaction_ref").iterator(
+    for entry in entries.only("account_id", "operation_type", "amount", "transaction_id").iterator(
         chunk_size=chunk_size
     ):
         replays[entry.account_id].apply(entry)
         entry_count += 1
     problems: list[str] = []
     account_count = 0
+    spent: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     for account in accounts.iterator(chunk_size=chunk_size):
         account_count += 1
         problems.extend(_compare(account, replays.pop(account.pk, Replayed())))
+        if account.used == account.total and account.expiry_recorded_at is None:
+            spent[account.customer_id, account.wallet] += account.total
     problems.extend(f"entries for unknown account {pk}" for pk in replays)
+    kept = SpentCredits.objects.all()
+    if project is not None:
+        kept = kept.filter(customer__project=project)
+    for row in kept.iterator(chunk_size=chunk_size):
+        expected = spent.pop((row.customer_id, row.wallet), ZERO)
+        if row.total != expected:
+            problems.append(
+                f"spent credits of customer {row.customer_id} in wallet {row.wallet!r}: "
+                f"{row.total} kept, the accounts say {expected}"
+            )
+    problems.extend(
+        f"spent credits of customer {customer} in wallet {wallet!r}: none kept, "
+        f"the accounts say {amount}"
+        for (customer, wallet), amount in spent.items()
+    )
     return Report(accounts=account_count, entries=entry_count, problems=problems)
 
 

@@ -6,12 +6,17 @@ Design overview
   `used` and how much is `frozen` (reserved by open freezes). `available = total - used - frozen`.
   The database checks `0 <= used`, `0 <= frozen`, `used + frozen <= total`, `total > 0`.
 * A `Transaction` is one identified operation: a deposit with an idempotency key, a freeze or a
-  deduct. It holds the request fingerprint and the stored original response for replays, the
-  freeze's state machine and auto-settlement deadlines. Deposit keys and freeze/deduct ids live
-  in separate namespaces, each unique per project.
+  deduct, named by the client's `transaction_id` (a deposit's idempotency key). It holds the
+  request fingerprint that tells a retry from a reuse, the freeze's state machine and its
+  auto-settlement deadlines. Deposit keys and freeze/deduct ids live in separate namespaces,
+  each unique per project.
 * A `LedgerEntry` is one append-only change of one account by one operation (GRANT, FREEZE,
-  CONSUME, UNFREEZE, EXPIRE). Replaying the entries reproduces every account's counters. A
-  freeze's per-account holdings are its FREEZE entries.
+  CONSUME, UNFREEZE, EXPIRE), carrying the client's `transaction_id`. Replaying the entries
+  reproduces every account's counters. A freeze's per-account holdings are its FREEZE entries,
+  and the answer to a retried operation is rebuilt from its entries and its transaction.
+* `SpentCredits` sums, per customer and wallet, the accounts used up to the last credit whose
+  expiry is not recorded yet, so a balance read touches only open accounts however many
+  deposits a customer has spent.
 * Counters only ever change inside a service function (`ledger/services/`), in one database
   transaction, with the customer's row locked first.
 """
@@ -20,8 +25,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from credits_project.api.json import format_decimal
 from customers.models import Customer, Project
-from ledger.money import CreditAmountField
+from ledger.money import CreditAmountField, CreditTotalField
 
 
 class BusinessType(models.TextChoices):
@@ -81,10 +87,19 @@ class CreditAccount(models.Model):
                 condition=Q(expiry_recorded_at__isnull=True, expires_at__isnull=False),
                 name="account_expiry_due",
             ),
+            # Used-up accounts whose expiry is still to be recorded: a balance read subtracts
+            # those already past it from the customer's `SpentCredits`.
+            models.Index(
+                fields=["customer", "expires_at"],
+                condition=Q(
+                    used=F("total"), expiry_recorded_at__isnull=True, expires_at__isnull=False
+                ),
+                name="account_spent_expiring",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"account {self.pk} ({self.wallet}/{self.source}) of {self.customer_id}"
+        return f"account {self.pk} ({self.wallet}/{self.source})"
 
     @property
     def available(self):
@@ -108,11 +123,12 @@ class Transaction(models.Model):
         CLIENT = "client"
         SCHEDULER = "scheduler"
 
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    # Found by (project, transaction_id) through the unique constraints, never by project alone.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+", db_index=False)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="transactions")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    # The caller's transaction_id (freeze, deduct) or idempotency key (deposit).
-    identity = models.CharField(max_length=255)
+    # The client's id of a freeze or deduct, or a deposit's idempotency key.
+    transaction_id = models.CharField(max_length=255)
     state = models.CharField(max_length=16, choices=State.choices)
     settled_by = models.CharField(  # noqa: DJ001
         max_length=16, choices=SettledBy.choices, null=True, blank=True
@@ -130,21 +146,18 @@ class Transaction(models.Model):
     consumed_amount = CreditAmountField(null=True, blank=True)
     returned_amount = CreditAmountField(null=True, blank=True)
     overage_amount = CreditAmountField(null=True, blank=True)
-    # The original responses, as rendered JSON, replayed verbatim (but for the replay flag).
-    response = models.TextField()
-    settle_response = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "identity"],
+                fields=["project", "transaction_id"],
                 condition=Q(kind="DEPOSIT"),
                 name="transaction_unique_deposit_key",
             ),
             models.UniqueConstraint(
-                fields=["project", "identity"],
+                fields=["project", "transaction_id"],
                 condition=~Q(kind="DEPOSIT"),
                 name="transaction_unique_charge_id",
             ),
@@ -167,7 +180,7 @@ class Transaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.identity}"
+        return f"{self.kind} {self.transaction_id}"
 
 
 class OperationType(models.TextChoices):
@@ -189,12 +202,15 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 
 class LedgerEntry(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="ledger")
+    # Every read of entries starts with the customer: the `entry_walk` indexes lead with it.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="ledger", db_index=False
+    )
     account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
     operation_type = models.CharField(max_length=16, choices=OperationType.choices)
     amount = CreditAmountField()
     # The freeze/deduct id, or a GRANT's idempotency key; null for EXPIRE and keyless GRANTs.
-    transaction_ref = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    transaction_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     business_type = models.CharField(
         max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
     )
@@ -219,11 +235,11 @@ class LedgerEntry(models.Model):
                 F("id").desc(),
                 name="entry_walk_by_type",
             ),
-            models.Index(fields=["customer", "transaction_ref"], name="entry_by_transaction"),
+            models.Index(fields=["customer", "transaction_id"], name="entry_by_transaction"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.operation_type} {self.amount} on account {self.account_id}"
+        return f"{self.operation_type} {format_decimal(self.amount)} on account {self.account_id}"
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -254,3 +270,28 @@ class LedgerCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.operation_type}: {self.entries}"
+
+
+class SpentCredits(models.Model):
+    """What a customer's used-up accounts in one wallet hold: the sum of `total` over accounts
+    with `used = total` whose expiry is not recorded (`check_ledger` recomputes it).
+
+    Kept by `ledger.services.rows.apply` in the transaction that uses an account up or records
+    its expiry. A balance read adds it to the open accounts it reads one by one, less the
+    used-up accounts already past `expires_at` that the scheduler has not reached yet.
+    """
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    wallet = models.CharField(max_length=64)
+    total = CreditTotalField(default=0)
+
+    class Meta:
+        verbose_name_plural = "spent credits"
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "wallet"], name="spent_unique_per_wallet"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.wallet}: {format_decimal(self.total)} spent"

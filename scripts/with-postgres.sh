@@ -37,7 +37,7 @@ trap stop EXIT
 
 "${AS_PG[@]}" "$BINDIR/initdb" -D "$DATADIR" -U credits --auth=trust -E UTF8 >/dev/null
 "${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$DATADIR" -l "$DATADIR/server.log" -w -o \
-  "-h 127.0.0.1 -p $PORT -k $DATADIR -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  "-h 127.0.0.1 -p $PORT -k $DATADIR -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${CREDITS_PG_OPTIONS:-}" \
   start >/dev/null
 "${AS_PG[@]}" "$BINDIR/createdb" -h 127.0.0.1 -p "$PORT" -U credits credits
 

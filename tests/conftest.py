@@ -1,22 +1,15 @@
 """Shared fixtures: projects and keys, the service under gunicorn, HTTP clients."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from hypothesis import HealthCheck, settings
 
 from customers.models import ApiKey, Project
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.server import Service
 
 # One fixed, bounded profile: derandomized so that a run is repeatable and its time bounded.
 settings.register_profile(
@@ -52,62 +45,6 @@ def make_key(db):
 @pytest.fixture
 def api_key(project, make_key) -> str:
     return make_key(project)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def shared_database_url() -> str:
-    """The URL of the database pytest-django set up, for a server process to share."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-class Service:
-    """The service under gunicorn in a subprocess, on the test database."""
-
-    def __init__(self, workers: int):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "DATABASE_URL": shared_database_url(),
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "GUNICORN_WORKERS": str(workers),
-            "GUNICORN_ACCESSLOG": "",
-            "WHITENOISE_USE_FINDERS": "true",
-        }
-        self.log = open(django_settings.DATA_DIR / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "credits_project.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not start; see {self.log.name}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Renders every error under `/v1/` as the envelope of API.md section 6."""
+"""Renders every error under `/v1/` as the envelope of docs/api.md, section 6."""
 
 import logging
 import secrets

@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
@@ -106,10 +107,27 @@ def format_datetime(value: dt.datetime) -> str:
 
 
 def dumps(value: Any) -> str:
-    """Render `value` as compact JSON, writing decimals and datetimes exactly (see module doc)."""
-    parts: list[str] = []
-    _write(value, parts.append)
-    return "".join(parts)
+    """Render `value` as compact JSON, writing decimals and datetimes exactly (see module doc).
+
+    orjson writes it, each `Decimal` spliced in verbatim as a fragment; what orjson refuses
+    (an integer past 64 bits, in some metadata) is written by the plain writer instead.
+    """
+    try:
+        return orjson.dumps(
+            value, default=_exactly, option=orjson.OPT_PASSTHROUGH_DATETIME
+        ).decode()
+    except orjson.JSONEncodeError:
+        parts: list[str] = []
+        _write(value, parts.append)
+        return "".join(parts)
+
+
+def _exactly(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(format_decimal(value))
+    if isinstance(value, dt.datetime):
+        return format_datetime(value)
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")
 
 
 def _write(value: Any, out: Any) -> None:

@@ -1,62 +1,49 @@
-"""The credits API: each view validates its input, calls one service or selector, and returns
-the result. Errors are raised, never built here (see `credits_project.api.errors`)."""
+"""The credits API. Each action validates its input, calls one service or selector, and
+renders the result (`shapes`); errors are raised, never built here (see
+`credits_project.api.errors`). Routes bind the actions in `ledger.api.routes`.
+"""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
-from rest_framework.views import APIView
+from rest_framework.viewsets import ViewSet
 
-from credits_project.api.json import first_bad_string
-from credits_project.errors import InvalidRequest
-from credits_project.middleware import MAX_ID_LENGTH
+from customers.models import Project
 from ledger import selectors, services
-from ledger.api import serializers as s
-
-ERRORS = {
-    code: OpenApiResponse(s.ErrorResponse, description=text)
-    for code, text in {
-        400: "Invalid request (see `error.code`); nothing changed.",
-        401: "Missing, invalid or revoked API key.",
-        404: "Unknown customer or transaction.",
-        409: "The transaction id or idempotency key was used for something else.",
-        413: "Request body too large.",
-        415: "Request body is not application/json.",
-        429: "Rate limited; retry after `Retry-After` seconds.",
-        500: "Unexpected error; safe to retry with the same identity.",
-        503: "Database unavailable; safe to retry with the same identity.",
-    }.items()
-}
-READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 404, 429, 500, 503)}
-ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255}
-CUSTOMER_ID = OpenApiParameter(
-    "customer_id",
+from ledger.api import queries
+from ledger.api import requests as r
+from ledger.api.docs import (
+    CUSTOMER_ID,
+    ERRORS,
     ID_SCHEMA,
-    OpenApiParameter.PATH,
-    description="Percent-encoded; may hold any character but NUL, `/` included (as `%2F`).",
+    IDEMPOTENCY_KEY,
+    READ_ERRORS,
+    TRANSACTION_ID,
 )
-TRANSACTION_ID = OpenApiParameter("transaction_id", ID_SCHEMA, OpenApiParameter.PATH)
+from ledger.api.shapes import render, response_serializer
+from ledger.models import OperationType
+from ledger.results import (
+    ConsumeResult,
+    CustomerBalance,
+    DeductResult,
+    DepositResult,
+    FreezeResult,
+    Health,
+    LedgerPage,
+    TransactionState,
+    UnfreezeResult,
+)
 
 
-def path_id(value: str, field: str) -> str:
-    """Validate an id taken from the path by the rules of the same id in a body."""
-    if first_bad_string(value):
-        raise InvalidRequest(field, "bad_string")
-    if not 1 <= len(value) <= MAX_ID_LENGTH:
-        raise InvalidRequest(field, "bad_length", min_length=1, max_length=MAX_ID_LENGTH)
-    return value
+def responses(result_type: type, errors: dict = ERRORS) -> dict[int, Any]:
+    return {200: response_serializer(result_type), **errors}
 
 
-class ApiView(APIView):
-    def validated(self, serializer_class: type[Serializer]) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
+class ApiViewSet(ViewSet):
     @property
-    def project(self):
+    def project(self) -> Project:
         return self.request.user.project
 
     @property
@@ -69,142 +56,149 @@ DEPOSIT_DOCS = {
     "description": "Adds credits to a customer's wallet as one new credit account, creating "
     "the customer on first deposit. **Always send an idempotency key**, in the body or the "
     "`Idempotency-Key` header: clients retry, and a deposit without one is not idempotent.",
-    "request": s.DepositRequest,
-    "responses": {200: s.DepositResponse, **ERRORS},
-    "parameters": [
-        OpenApiParameter("Idempotency-Key", ID_SCHEMA, OpenApiParameter.HEADER, required=False)
-    ],
+    "request": r.DepositRequestSerializer,
+    "responses": responses(DepositResult),
+    "parameters": [IDEMPOTENCY_KEY],
     "tags": ["customers"],
 }
 
 
-class DepositView(ApiView):
+class CustomersViewSet(ApiViewSet):
     @extend_schema(operation_id="deposit", **DEPOSIT_DOCS)
-    def post(self, request: Request) -> Response:
-        data = self.validated(s.DepositRequest)
+    def deposit(self, request: Request) -> Response:
+        data = r.DepositRequestSerializer.parse(request.data)
         header_key = None
         if "Idempotency-Key" in request.headers:
             # Checked even when the body's key wins: a malformed header is bad input too. The
             # body's field validates it, so its errors name `idempotency_key`.
-            key_field = s.DepositRequest().fields["idempotency_key"]
+            key_field = r.DepositRequestSerializer().fields["idempotency_key"]
             header_key = key_field.run_validation(request.headers["Idempotency-Key"])
         key = data.pop("idempotency_key") or header_key
         given = {field: data.pop(field) for field in ("name", "email", "metadata")}
         profile = services.Profile(**{k: v for k, v in given.items() if v is not None})
         result = services.deposit(
-            project=self.project,
-            actor=self.actor,
-            idempotency_key=key,
-            profile=profile,
-            **data,
+            project=self.project, actor=self.actor, idempotency_key=key, profile=profile, **data
         )
-        return Response(result)
+        return Response(render(result))
 
-
-class BillingDepositView(DepositView):
-    """The same deposit, also served under /v1/billing/."""
-
-    @extend_schema(operation_id="billing_deposit", **DEPOSIT_DOCS)
-    def post(self, request: Request) -> Response:
-        return super().post(request)
-
-
-class CustomerView(ApiView):
     @extend_schema(
         operation_id="get_customer",
         parameters=[CUSTOMER_ID],
         summary="Read a customer's balance",
-        responses={200: s.CustomerResponse, **READ_ERRORS},
+        responses=responses(CustomerBalance, READ_ERRORS),
         tags=["customers"],
     )
-    def get(self, request: Request, customer_id: str) -> Response:
-        customer = selectors.get_customer(self.project, path_id(customer_id, "customer_id"))
-        return Response(selectors.customer_balance(customer))
+    def retrieve(self, request: Request, customer_id: str) -> Response:
+        return Response(render(selectors.customer_balance(self.project, customer_id)))
+
+    @extend_schema(
+        operation_id="get_customer_ledger",
+        summary="Page through a customer's ledger, newest first",
+        parameters=[
+            CUSTOMER_ID,
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": queries.MAX_LIMIT},
+                description="1-100, default 20.",
+            ),
+            OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
+            OpenApiParameter(
+                "operation_type",
+                str,
+                enum=[*OperationType.values, "DEPOSIT"],
+                description="`DEPOSIT` is accepted as `GRANT`.",
+            ),
+            OpenApiParameter("transaction_id", ID_SCHEMA),
+        ],
+        responses=responses(LedgerPage, READ_ERRORS),
+        tags=["customers"],
+    )
+    def ledger(self, request: Request, customer_id: str) -> Response:
+        params = queries.ledger_params(request.query_params)
+        query = selectors.LedgerQuery(
+            customer=selectors.customer_of(self.project, customer_id),
+            limit=queries.parse_limit(params.get("limit")),
+            cursor=params.get("cursor"),
+            operation_type=queries.parse_operation_type(params.get("operation_type")),
+            transaction_id=queries.parse_transaction_id(params.get("transaction_id")),
+        )
+        return Response(render(selectors.ledger_page(query)))
 
 
-class FreezeView(ApiView):
+class BillingDepositViewSet(CustomersViewSet):
+    """The same deposit, also served under /v1/billing/."""
+
+    @extend_schema(operation_id="billing_deposit", **DEPOSIT_DOCS)
+    def deposit(self, request: Request) -> Response:
+        return super().deposit(request)
+
+
+class BillingViewSet(ApiViewSet):
     @extend_schema(
         operation_id="freeze",
         summary="Freeze credits",
         description="Reserves credits before work whose final cost is unknown. Settle with "
         "consume or unfreeze, or set an auto-settlement deadline.",
-        request=s.FreezeRequest,
-        responses={200: s.FreezeResponse, **ERRORS},
+        request=r.FreezeRequestSerializer,
+        responses=responses(FreezeResult),
         tags=["billing"],
     )
-    def post(self, request: Request) -> Response:
-        return Response(
-            services.freeze(
-                project=self.project, actor=self.actor, **self.validated(s.FreezeRequest)
-            )
-        )
+    def freeze(self, request: Request) -> Response:
+        data = r.FreezeRequestSerializer.parse(request.data)
+        result = services.freeze(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
 
-
-class ConsumeView(ApiView):
     @extend_schema(
         operation_id="consume",
         summary="Consume a freeze",
-        request=s.ConsumeRequest,
-        responses={200: s.ConsumeResponse, **ERRORS},
+        request=r.ConsumeRequestSerializer,
+        responses=responses(ConsumeResult),
         tags=["billing"],
     )
-    def post(self, request: Request) -> Response:
-        return Response(
-            services.consume(
-                project=self.project, actor=self.actor, **self.validated(s.ConsumeRequest)
-            )
-        )
+    def consume(self, request: Request) -> Response:
+        data = r.ConsumeRequestSerializer.parse(request.data)
+        result = services.consume(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
 
-
-class UnfreezeView(ApiView):
     @extend_schema(
         operation_id="unfreeze",
         summary="Unfreeze a freeze",
-        request=s.UnfreezeRequest,
-        responses={200: s.UnfreezeResponse, **ERRORS},
+        request=r.UnfreezeRequestSerializer,
+        responses=responses(UnfreezeResult),
         tags=["billing"],
     )
-    def post(self, request: Request) -> Response:
-        return Response(
-            services.unfreeze(
-                project=self.project, actor=self.actor, **self.validated(s.UnfreezeRequest)
-            )
-        )
+    def unfreeze(self, request: Request) -> Response:
+        data = r.UnfreezeRequestSerializer.parse(request.data)
+        result = services.unfreeze(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
 
-
-class DeductView(ApiView):
     @extend_schema(
         operation_id="deduct",
         summary="Deduct credits",
         description="Charges credits at once when the cost is known.",
-        request=s.DeductRequest,
-        responses={200: s.DeductResponse, **ERRORS},
+        request=r.DeductRequestSerializer,
+        responses=responses(DeductResult),
         tags=["billing"],
     )
-    def post(self, request: Request) -> Response:
-        return Response(
-            services.deduct(
-                project=self.project, actor=self.actor, **self.validated(s.DeductRequest)
-            )
-        )
+    def deduct(self, request: Request) -> Response:
+        data = r.DeductRequestSerializer.parse(request.data)
+        result = services.deduct(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
 
-
-class TransactionView(ApiView):
     @extend_schema(
         operation_id="get_transaction",
         parameters=[TRANSACTION_ID],
         summary="Read a freeze's or deduct's state",
-        responses={200: s.TransactionResponse, **READ_ERRORS},
+        responses=responses(TransactionState, READ_ERRORS),
         tags=["billing"],
     )
-    def get(self, request: Request, transaction_id: str) -> Response:
-        transaction_id = path_id(transaction_id, "transaction_id")
-        return Response(selectors.transaction_state(self.project, transaction_id))
+    def transaction(self, request: Request, transaction_id: str) -> Response:
+        return Response(render(selectors.transaction_state(self.project, transaction_id)))
 
 
-class HealthView(ApiView):
+class ServiceViewSet(ApiViewSet):
     @extend_schema(
-        operation_id="health", responses={200: s.HealthResponse, **READ_ERRORS}, tags=["service"]
+        operation_id="health", responses=responses(Health, READ_ERRORS), tags=["service"]
     )
-    def get(self, request: Request) -> Response:
-        return Response({"status": "ok"})
+    def health(self, request: Request) -> Response:
+        return Response(render(Health(status="ok")))

@@ -1,4 +1,10 @@
-"""Every operation that changes credits. Each is one function, one database transaction."""
+"""Every operation that changes credits. Each is one function, one database transaction, and
+the API, the console and the commands all call these same functions.
+
+Each follows the same steps: lock the customer (`locks`), find an earlier request with the same
+identity and replay it (`idempotency`, `replays`), read the accounts it draws on (`accounts`),
+plan its writes, and apply them (`rows`).
+"""
 
 from ledger.services.charges import deduct, freeze
 from ledger.services.deposits import Profile, deposit

@@ -1,29 +1,18 @@
 """Charges: freeze a budget now (settled later by consume or unfreeze), or deduct at once."""
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
-from customers.models import Project
+from customers.models import Customer, Project
 from ledger.models import BusinessType, OperationType, Transaction
-from ledger.services import statements
-from ledger.services.common import (
-    Allocation,
-    allocate,
-    detail_item,
-    entry,
-    fingerprint,
-    lock_customer,
-    replay,
-    retry_on_identity_race,
-    spendable_accounts,
-    stored,
-)
+from ledger.results import DeductResult, Detail, FreezeResult
+from ledger.services import replays, rows
+from ledger.services.accounts import Draw, eligible, open_accounts, take
+from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
+from ledger.services.locks import lock_customer, now_under_lock
 
 
 @retry_on_identity_race
@@ -40,47 +29,57 @@ def freeze(
     unfreeze_after_seconds: int | None = None,
     consume_after_seconds: int | None = None,
     now: dt.datetime | None = None,
-) -> dict[str, Any]:
+) -> FreezeResult:
     """Reserve `amount` available credits for `transaction_id`, in consumption order.
 
     The freeze holds its credits until a consume or unfreeze settles it, or the scheduler does
-    at the optional deadline. A repeat returns the original response and changes nothing.
+    at the optional deadline. A repeat returns the original answer and changes nothing.
     """
-    charge = Charge(
-        kind=Transaction.Kind.FREEZE,
-        project=project,
+    request = fingerprint(
         customer_id=customer_id,
-        transaction_id=transaction_id,
         amount=amount,
-        wallets=wallets,
+        wallets=eligible(wallets),
+        unfreeze_after_seconds=unfreeze_after_seconds,
+        consume_after_seconds=consume_after_seconds,
         business_type=business_type,
-        description=description,
-        actor=actor,
-        now=now,
-        fingerprint=fingerprint(
-            customer_id=customer_id,
-            amount=amount,
-            wallets=eligible(wallets),
-            unfreeze_after_seconds=unfreeze_after_seconds,
-            consume_after_seconds=consume_after_seconds,
-            business_type=business_type,
-        ),
     )
-
-    def record(allocations: list[Allocation], at: dt.datetime) -> tuple[dict, dict]:
-        deadlines = {
-            "unfreeze_after": deadline(at, unfreeze_after_seconds),
-            "consume_after": deadline(at, consume_after_seconds),
-        }
-        response = {
-            "transaction_id": transaction_id,
-            "frozen_amount": amount,
-            "freeze_details": [detail_item(a.account, a.amount) for a in allocations],
-            **deadlines,
-        }
-        return response, {"state": Transaction.State.FROZEN, **deadlines}
-
-    return charge.run(counter="frozen", operation_type=OperationType.FREEZE, record=record)
+    with transaction.atomic():
+        customer, earlier = lock_customer(project, customer_id, charge_id=transaction_id)
+        if earlier is not None:
+            check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.FREEZE)
+            return replays.freeze(earlier)
+        now = now_under_lock(now)
+        draws = take(open_accounts(customer.pk), amount, wallets, now)
+        plan = rows.Plan(actor=actor, now=now)
+        for part in draws:
+            plan.change(part.account, frozen=part.amount)
+        record_entries(
+            plan, draws, OperationType.FREEZE, transaction_id, business_type, description
+        )
+        charge = new_charge(
+            plan,
+            project=project,
+            customer=customer,
+            kind=Transaction.Kind.FREEZE,
+            transaction_id=transaction_id,
+            amount=amount,
+            wallets=wallets,
+            business_type=business_type,
+            description=description,
+            fingerprint=request,
+            now=now,
+            state=Transaction.State.FROZEN,
+            unfreeze_after=deadline(now, unfreeze_after_seconds),
+            consume_after=deadline(now, consume_after_seconds),
+        )
+    return FreezeResult(
+        transaction_id=transaction_id,
+        frozen_amount=amount,
+        freeze_details=[Detail.of(part.account, part.amount) for part in draws],
+        unfreeze_after=charge.unfreeze_after,
+        consume_after=charge.consume_after,
+        is_idempotent_replay=False,
+    )
 
 
 @retry_on_identity_race
@@ -95,138 +94,108 @@ def deduct(
     business_type: str = BusinessType.UNDEFINED,
     description: str = "",
     now: dt.datetime | None = None,
-) -> dict[str, Any]:
+) -> DeductResult:
     """Charge `amount` at once from available credits, in consumption order.
 
-    A repeat returns the original response and changes nothing.
+    A repeat returns the original answer and changes nothing.
     """
-    charge = Charge(
-        kind=Transaction.Kind.DEDUCT,
-        project=project,
+    request = fingerprint(
         customer_id=customer_id,
-        transaction_id=transaction_id,
         amount=amount,
-        wallets=wallets,
+        wallets=eligible(wallets),
         business_type=business_type,
-        description=description,
-        actor=actor,
-        now=now,
-        fingerprint=fingerprint(
-            customer_id=customer_id,
+    )
+    with transaction.atomic():
+        customer, earlier = lock_customer(project, customer_id, charge_id=transaction_id)
+        if earlier is not None:
+            check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.DEDUCT)
+            return replays.deduct(earlier)
+        now = now_under_lock(now)
+        draws = take(open_accounts(customer.pk), amount, wallets, now)
+        plan = rows.Plan(actor=actor, now=now)
+        for part in draws:
+            plan.change(part.account, used=part.amount)
+        record_entries(
+            plan, draws, OperationType.CONSUME, transaction_id, business_type, description
+        )
+        new_charge(
+            plan,
+            project=project,
+            customer=customer,
+            kind=Transaction.Kind.DEDUCT,
+            transaction_id=transaction_id,
             amount=amount,
-            wallets=eligible(wallets),
+            wallets=wallets,
             business_type=business_type,
-        ),
+            description=description,
+            fingerprint=request,
+            now=now,
+            state=Transaction.State.DEDUCTED,
+            consumed_amount=amount,
+            settled_at=now,
+            settled_by=Transaction.SettledBy.CLIENT,
+        )
+    return DeductResult(
+        transaction_id=transaction_id,
+        deducted_amount=amount,
+        deduct_details=[Detail.of(part.account, part.amount) for part in draws],
+        deducted_at=now,
+        is_idempotent_replay=False,
     )
 
-    def record(allocations: list[Allocation], at: dt.datetime) -> tuple[dict, dict]:
-        response = {
-            "transaction_id": transaction_id,
-            "deducted_amount": amount,
-            "deduct_details": [detail_item(a.account, a.amount) for a in allocations],
-            "deducted_at": at,
-        }
-        settled = {
-            "state": Transaction.State.DEDUCTED,
-            "consumed_amount": amount,
-            "settled_at": at,
-            "settled_by": Transaction.SettledBy.CLIENT,
-        }
-        return response, settled
 
-    return charge.run(counter="used", operation_type=OperationType.CONSUME, record=record)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Charge:
-    """What freeze and deduct share: lock the customer, replay a repeat, take `amount` from
-    the eligible accounts in consumption order into one counter, record entries and the
-    transaction with its response, all in one database transaction.
-
-    The clock is read once the customer is locked (unless a caller fixed `now`): a request that
-    waited for the lock must judge which credits are active, and date its entries, as of when it
-    runs, not as of when it arrived.
-    """
-
-    kind: str
-    project: Project
-    customer_id: str
-    transaction_id: str
-    amount: Decimal
-    wallets: Sequence[str] | None
-    business_type: str
-    description: str
-    actor: str
-    now: dt.datetime | None
-    fingerprint: str
-
-    def run(
-        self,
-        *,
-        counter: str,
-        operation_type: str,
-        record: Callable[[list[Allocation], dt.datetime], tuple[dict, dict]],
-    ) -> dict[str, Any]:
-        """`record(allocations, now)` gives the response and the transaction's own fields."""
-        with transaction.atomic():
-            customer = lock_customer(self.project, self.customer_id)
-            now = self.now or timezone.now()
-            original = statements.charge_by_identity(self.project.pk, self.transaction_id)
-            if original is not None:
-                return replay(
-                    original,
-                    customer=customer,
-                    request_fingerprint=self.fingerprint,
-                    kind=self.kind,
-                )
-            allocations: list[Allocation] = allocate(
-                spendable_accounts(customer, self.wallets, now),
-                self.amount,
-                customer=customer,
-                wallets=self.wallets,
-                now=now,
-            )
-            for allocation in allocations:
-                account = allocation.account
-                setattr(account, counter, getattr(account, counter) + allocation.amount)
-            statements.save_counters([a.account for a in allocations], [counter])
-            statements.insert(
-                [
-                    entry(
-                        a.account,
-                        operation_type,
-                        a.amount,
-                        transaction_ref=self.transaction_id,
-                        business_type=self.business_type,
-                        description=self.description,
-                        actor=self.actor,
-                        now=now,
-                    )
-                    for a in allocations
-                ]
-            )
-            body, transaction_fields = record(allocations, now)
-            row = Transaction(
-                project=self.project,
-                customer=customer,
-                kind=self.kind,
-                identity=self.transaction_id,
-                fingerprint=self.fingerprint,
-                amount=self.amount,
-                wallets=eligible(self.wallets),
-                business_type=self.business_type,
-                description=self.description,
-                response=stored(body),
-                created_at=now,
-                **transaction_fields,
-            )
-            statements.insert([row])
-        return {**body, "is_idempotent_replay": False}
+def record_entries(
+    plan: rows.Plan,
+    draws: list[Draw],
+    operation_type: str,
+    transaction_id: str,
+    business_type: str,
+    description: str,
+) -> None:
+    for part in draws:
+        plan.entry(
+            part.account,
+            operation_type,
+            part.amount,
+            transaction_id=transaction_id,
+            business_type=business_type,
+            description=description,
+        )
 
 
-def eligible(wallets: Sequence[str] | None) -> list[str] | None:
-    """The eligible wallets as a set: order and repeats do not change a restriction."""
-    return sorted(set(wallets)) if wallets is not None else None
+def new_charge(
+    plan: rows.Plan,
+    *,
+    project: Project,
+    customer: Customer,
+    kind: str,
+    transaction_id: str,
+    amount: Decimal,
+    wallets: Sequence[str] | None,
+    business_type: str,
+    description: str,
+    fingerprint: str,
+    now: dt.datetime,
+    **state: object,
+) -> Transaction:
+    """Record the freeze or deduct under its id, and write the plan with it (a concurrent
+    first use of the id breaks the unique constraint here; see `retry_on_identity_race`)."""
+    charge = Transaction(
+        project=project,
+        customer=customer,
+        kind=kind,
+        transaction_id=transaction_id,
+        fingerprint=fingerprint,
+        amount=amount,
+        wallets=eligible(wallets),
+        business_type=business_type,
+        description=description,
+        created_at=now,
+        **state,
+    )
+    plan.insert(charge)
+    rows.apply(plan)
+    return charge
 
 
 def deadline(now: dt.datetime, seconds: int | None) -> dt.datetime | None:

@@ -10,7 +10,10 @@ from django.utils import timezone
 
 from customers.models import Customer, Project
 from ledger.models import BusinessType, CreditAccount, LedgerEntry, OperationType, Transaction
-from ledger.services.common import entry, fingerprint, replay, retry_on_identity_race, stored
+from ledger.results import DepositResult
+from ledger.services import replays, rows
+from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
+from ledger.services.locks import lock_or_create_customer, now_under_lock
 
 UNSET: Any = object()
 
@@ -23,9 +26,11 @@ class Profile:
     email: str | None = UNSET
     metadata: dict[str, Any] = UNSET
 
+    def given(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not UNSET}
+
     def changes(self, customer: Customer) -> dict[str, Any]:
-        given = {k: v for k, v in vars(self).items() if v is not UNSET}
-        return {k: v for k, v in given.items() if getattr(customer, k) != v}
+        return {k: v for k, v in self.given().items() if getattr(customer, k) != v}
 
 
 @retry_on_identity_race
@@ -44,13 +49,13 @@ def deposit(
     description: str = "",
     business_type: str = BusinessType.UNDEFINED,
     now: dt.datetime | None = None,
-) -> dict[str, Any]:
+) -> DepositResult:
     """Add `amount` credits to `customer_id` as one new credit account and its GRANT entry.
 
     The customer is created on first deposit and its profile updated by later ones. With an
-    `idempotency_key`, a repeat returns the original response and changes nothing.
+    `idempotency_key`, a repeat returns the original answer and changes nothing.
     """
-    request_fingerprint = fingerprint(
+    request = fingerprint(
         customer_id=customer_id,
         amount=amount,
         wallet=wallet,
@@ -60,23 +65,22 @@ def deposit(
         business_type=business_type,
     )
     with transaction.atomic():
-        customer = lock_or_create_customer(project, customer_id, profile, now or timezone.now())
-        now = now or timezone.now()  # read under the lock, as in `Charge.run`
-        if idempotency_key is not None:
-            original = Transaction.objects.filter(
-                project=project, kind=Transaction.Kind.DEPOSIT, identity=idempotency_key
-            ).first()
-            if original is not None:
-                return replay(
-                    original,
-                    customer=customer,
-                    request_fingerprint=request_fingerprint,
-                    kind=Transaction.Kind.DEPOSIT,
-                )
+        customer, earlier = lock_or_create_customer(
+            project,
+            customer_id,
+            deposit_key=idempotency_key,
+            new={"metadata": {}, **profile.given(), "created_at": now or timezone.now()},
+        )
+        if earlier is not None:
+            check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.DEPOSIT)
+            return replays.deposit(earlier, customer_id)
+        now = now_under_lock(now)
         changes = profile.changes(customer)
         if changes:
-            Customer.objects.filter(pk=customer.pk).update(**changes)
-        account = CreditAccount.objects.create(
+            for name, value in changes.items():
+                setattr(customer, name, value)
+            rows.update(customer, list(changes))
+        account = CreditAccount(
             customer=customer,
             wallet=wallet,
             source=source,
@@ -86,63 +90,47 @@ def deposit(
             business_type=business_type,
             created_at=now,
         )
-        grant: LedgerEntry = entry(
-            account,
-            OperationType.GRANT,
-            amount,
-            transaction_ref=idempotency_key,
+        rows.insert([account], returning_ids=True)
+        grant = LedgerEntry(
+            customer=customer,
+            account=account,
+            operation_type=OperationType.GRANT,
+            amount=amount,
+            transaction_id=idempotency_key,
             business_type=business_type,
             description=description,
             actor=actor,
-            now=now,
+            created_at=now,
         )
-        grant.save()
-        response = {
-            "customer_id": customer_id,
-            "account_id": str(account.pk),
-            "wallet": wallet,
-            "credit_type": wallet,
-            "source": source,
-            "total_amount": amount,
-            "added_amount": amount,
-            "starts_at": starts_at,
-            "expires_at": expires_at,
-            "record_id": str(grant.pk),
-        }
+        writes = []
         if idempotency_key is not None:
-            Transaction.objects.create(
+            receipt = Transaction(
                 project=project,
                 customer=customer,
                 kind=Transaction.Kind.DEPOSIT,
-                identity=idempotency_key,
+                transaction_id=idempotency_key,
                 state=Transaction.State.DEPOSITED,
-                fingerprint=request_fingerprint,
+                fingerprint=request,
                 amount=amount,
                 business_type=business_type,
                 description=description,
-                response=stored(response),
                 created_at=now,
                 settled_at=now,
             )
-    return {**response, "is_idempotent_replay": False}
-
-
-def lock_or_create_customer(
-    project: Project, customer_id: str, profile: Profile, now: dt.datetime
-) -> Customer:
-    """Lock the customer's row, creating it first if it does not exist yet.
-
-    Creation races are settled by the unique constraint (INSERT ... ON CONFLICT DO NOTHING),
-    never by check-then-insert: whoever loses simply locks the winner's row.
-    """
-    existing = Customer.objects.select_for_update().filter(project=project, external_id=customer_id)
-    customer = existing.first()
-    if customer is None:
-        fields = {k: v for k, v in vars(profile).items() if v is not UNSET}
-        fields.setdefault("metadata", {})
-        Customer.objects.bulk_create(
-            [Customer(project=project, external_id=customer_id, created_at=now, **fields)],
-            ignore_conflicts=True,
-        )
-        customer = existing.get()
-    return customer
+            writes.append(rows.insert_statement([receipt]))
+        grant_row = rows.insert_statement([grant])
+        writes.append(rows.Statement(f"{grant_row.sql} RETURNING id", grant_row.params))
+        [(grant.pk,)] = rows.run_together(writes)
+    return DepositResult(
+        customer_id=customer_id,
+        account_id=str(account.pk),
+        wallet=wallet,
+        credit_type=wallet,
+        source=source,
+        total_amount=amount,
+        added_amount=amount,
+        starts_at=starts_at,
+        expires_at=expires_at,
+        record_id=str(grant.pk),
+        is_idempotent_replay=False,
+    )

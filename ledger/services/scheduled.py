@@ -8,60 +8,66 @@ by the next pass, so several scheduler processes can run at once without doing w
 import datetime as dt
 import logging
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from credits_project.errors import ServiceError
-from customers.models import Customer
-from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
-from ledger.services.common import entry
+from credits_project.sql import fetch, instant
+from ledger.models import CreditAccount, OperationType, Transaction
+from ledger.services import rows
+from ledger.services.accounts import ACCOUNT
+from ledger.services.locks import lock_customer_unless_busy
 from ledger.services.settlements import SCHEDULER_ACTOR, consume, unfreeze
 
 logger = logging.getLogger("credits.scheduler")
 
 
-def lock_customer_or_skip(customer_id: int) -> Customer | None:
-    customers = Customer.objects.filter(pk=customer_id)
-    if connection.features.has_select_for_update_skip_locked:
-        return customers.select_for_update(skip_locked=True).first()
-    return customers.first()  # SQLite: the IMMEDIATE transaction already holds the lock
-
-
 def expire_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
-    """Write one EXPIRE entry for the unused remainder of each account past its expiry.
-
-    Returns how many accounts were recorded as expired.
-    """
+    """Record the expiry of every account past `expires_at`, with one EXPIRE entry for its
+    unused remainder (none when nothing is left). Returns how many accounts were recorded."""
     now = now or timezone.now()
-    due = CreditAccount.objects.filter(
-        expiry_recorded_at__isnull=True, expires_at__isnull=False, expires_at__lte=now
+    customer_pks = (
+        CreditAccount.objects.filter(
+            expiry_recorded_at__isnull=True, expires_at__isnull=False, expires_at__lte=now
+        )
+        .values_list("customer_id", flat=True)
+        .distinct()[:batch_size]
     )
-    customer_ids = list(due.values_list("customer_id", flat=True).distinct()[:batch_size])
     recorded = 0
-    for customer_id in customer_ids:
+    for customer_pk in list(customer_pks):
         with transaction.atomic():
-            if lock_customer_or_skip(customer_id) is None:
+            if not lock_customer_unless_busy(customer_pk):
                 continue
-            accounts = list(due.filter(customer_id=customer_id).order_by("id"))
-            expirations = [
-                entry(
-                    account,
-                    OperationType.EXPIRE,
-                    account.available,
-                    transaction_ref=None,
-                    business_type=account.business_type,
-                    description="expired",
-                    actor=SCHEDULER_ACTOR,
-                    now=now,
-                )
-                for account in accounts
-                if account.available > 0
-            ]
-            LedgerEntry.objects.bulk_create(expirations)
-            due.filter(pk__in=[a.pk for a in accounts]).update(expiry_recorded_at=now)
-            recorded += len(accounts)
+            recorded += expire_accounts_of(customer_pk, now)
     return recorded
+
+
+def expire_accounts_of(customer_pk: int, now: dt.datetime, actor: str = SCHEDULER_ACTOR) -> int:
+    """Record the expiry of the customer's accounts past `expires_at`; the caller holds the
+    customer's lock."""
+    due = ACCOUNT.load(
+        fetch(
+            f"SELECT {ACCOUNT.sql()} FROM ledger_creditaccount WHERE customer_id = %s "
+            "AND expiry_recorded_at IS NULL AND expires_at IS NOT NULL AND expires_at <= %s "
+            "ORDER BY id",
+            [customer_pk, instant(now)],
+        )
+    )
+    plan = rows.Plan(actor=actor, now=now)
+    for account in due:
+        plan.change(account, records_expiry=True)
+        if account.available > 0:
+            plan.entry(
+                account,
+                OperationType.EXPIRE,
+                account.available,
+                transaction_id=None,
+                business_type=account.business_type,
+                description="expired",
+            )
+    rows.apply(plan)
+    return len(due)
 
 
 def settle_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
@@ -80,7 +86,7 @@ def settle_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
     settled = 0
     for charge in due[:batch_size]:
         with transaction.atomic():
-            if lock_customer_or_skip(charge.customer_id) is None:
+            if not lock_customer_unless_busy(charge.customer_id):
                 continue
             charge.refresh_from_db(fields=["state"])
             if charge.state != Transaction.State.FROZEN:
@@ -89,7 +95,7 @@ def settle_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
             try:
                 settle(
                     project=charge.project,
-                    transaction_id=charge.identity,
+                    transaction_id=charge.transaction_id,
                     actor=SCHEDULER_ACTOR,
                     settled_by=Transaction.SettledBy.SCHEDULER,
                     now=now,

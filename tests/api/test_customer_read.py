@@ -33,7 +33,7 @@ def deposit(project, amount, *, seconds: int = 0, customer_id: str = "c1", **kwa
         now=T0 + dt.timedelta(seconds=seconds),
         **kwargs,
     )
-    return result["account_id"]
+    return result.account_id
 
 
 def counters(total, used=0, frozen=0) -> dict:

@@ -145,7 +145,7 @@ def test_deposit_writes_one_grant_entry_with_the_key_as_actor_and_the_idempotenc
         "account": grant.account_id,
         "operation_type": grant.operation_type,
         "amount": grant.amount,
-        "transaction_ref": grant.transaction_ref,
+        "transaction_id": grant.transaction_id,
         "business_type": grant.business_type,
         "description": grant.description,
         "actor": grant.actor,
@@ -154,7 +154,7 @@ def test_deposit_writes_one_grant_entry_with_the_key_as_actor_and_the_idempotenc
         "account": int(response.json()["account_id"]),
         "operation_type": "GRANT",
         "amount": Decimal("12.5"),
-        "transaction_ref": "order-42",
+        "transaction_id": "order-42",
         "business_type": "ORDER",
         "description": "top-up",
         "actor": f"api_key:{prefix}",
@@ -166,7 +166,7 @@ def test_deposit_without_an_idempotency_key_writes_a_grant_without_ref_and_no_tr
     assert post(api, {"customer_id": "c1", "amount": 1}).status_code == 200
     assert post(api, {"customer_id": "c1", "amount": 1}).status_code == 200
 
-    assert list(LedgerEntry.objects.values_list("transaction_ref", flat=True)) == [None, None]
+    assert list(LedgerEntry.objects.values_list("transaction_id", flat=True)) == [None, None]
     assert CreditAccount.objects.count() == 2
     assert not Transaction.objects.exists()
 
@@ -605,7 +605,7 @@ def test_idempotency_key_is_read_from_the_header_when_the_body_has_none(api):
 
     assert first.json()["is_idempotent_replay"] is False
     assert second.json() == {**first.json(), "is_idempotent_replay": True}
-    assert LedgerEntry.objects.get().transaction_ref == "hdr-1"
+    assert LedgerEntry.objects.get().transaction_id == "hdr-1"
 
 
 def test_idempotency_key_in_the_body_wins_over_the_header(api):
@@ -620,7 +620,7 @@ def test_idempotency_key_in_the_body_wins_over_the_header(api):
 
     assert replay.json()["is_idempotent_replay"] is True
     assert fresh.json()["is_idempotent_replay"] is False
-    assert sorted(LedgerEntry.objects.values_list("transaction_ref", flat=True)) == [
+    assert sorted(LedgerEntry.objects.values_list("transaction_id", flat=True)) == [
         "body-1",
         "hdr-1",
     ]

@@ -1,4 +1,4 @@
-"""The error envelope of API.md section 6, request ids, body limits, and hostile input.
+"""The error envelope of docs/api.md section 6, request ids, body limits, and hostile input.
 
 Every non-2xx answer under /v1/ is the envelope, and no input produces a 500.
 """

@@ -59,7 +59,7 @@ def test_first_deposit_to_a_new_customer_with_a_key_takes_at_most_10_queries(
 
     assert response.status_code == 200
     assert (CreditAccount.objects.count(), LedgerEntry.objects.count()) == (1, 1)
-    assert Transaction.objects.get().identity == "k1"
+    assert Transaction.objects.get().transaction_id == "k1"
 
 
 def test_deposit_to_an_existing_customer_with_a_key_takes_at_most_10_queries(

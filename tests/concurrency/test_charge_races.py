@@ -149,7 +149,7 @@ def parse(response: httpx.Response) -> dict[str, Any]:
 def deposit(project, customer_id: str, amount: int) -> str:
     return services.deposit(
         project=project, customer_id=customer_id, amount=Decimal(amount), actor=ACTOR
-    )["account_id"]
+    ).account_id
 
 
 def freeze(project, customer_id: str, transaction_id: str, amount: int, **ttl: int) -> None:
@@ -163,10 +163,10 @@ def freeze(project, customer_id: str, transaction_id: str, amount: int, **ttl: i
     )
 
 
-def entries(account_id: str, operation_type: str, transaction_ref: str | None = None):
+def entries(account_id: str, operation_type: str, transaction_id: str | None = None):
     found = LedgerEntry.objects.filter(account_id=account_id, operation_type=operation_type)
-    if transaction_ref is not None:
-        found = found.filter(transaction_ref=transaction_ref)
+    if transaction_id is not None:
+        found = found.filter(transaction_id=transaction_id)
     return found
 
 
@@ -232,7 +232,7 @@ def test_concurrent_one_credit_deductions_succeed_exactly_as_often_as_the_balanc
     assert Transaction.objects.filter(kind=Transaction.Kind.DEDUCT).count() == balance
     succeeded = {o.body["transaction_id"] for o in run.outcomes if o.status == 200}
     assert (
-        set(entries(account_id, OperationType.CONSUME).values_list("transaction_ref", flat=True))
+        set(entries(account_id, OperationType.CONSUME).values_list("transaction_id", flat=True))
         == succeeded
     )
     assert_ledger_consistent()
@@ -268,7 +268,7 @@ def test_sixteen_identical_concurrent_freezes_execute_once_and_replay_fifteen_ti
     assert (account.total, account.used, account.frozen) == (100, 0, 40)
     assert entries(account_id, OperationType.FREEZE).count() == 1
     assert entries(account_id, OperationType.FREEZE).get().amount == 40
-    assert Transaction.objects.filter(identity="job-1").count() == 1
+    assert Transaction.objects.filter(transaction_id="job-1").count() == 1
     assert_ledger_consistent()
 
 
@@ -296,7 +296,7 @@ def test_racing_consumes_and_unfreezes_of_one_freeze_settle_it_exactly_once(
     assert len(executed) == 1
     assert run.server_errors() == []
     account = CreditAccount.objects.get(pk=account_id)
-    charge = Transaction.objects.get(identity="job-2")
+    charge = Transaction.objects.get(transaction_id="job-2")
     if any(o is executed[0] for o in consumes):
         assert charge.state == Transaction.State.CONSUMED
         assert [o.status for o in consumes] == [200] * 25
@@ -375,7 +375,7 @@ def test_scheduler_and_clients_racing_on_due_freezes_settle_each_freeze_exactly_
         by_transaction.setdefault(body["transaction_id"], []).append(outcome)
     scheduler_settled = 0
     for transaction_id, (customer, ttl) in freezes.items():
-        charge = Transaction.objects.get(identity=transaction_id)
+        charge = Transaction.objects.get(transaction_id=transaction_id)
         amount = charge.amount
         consumes = entries(accounts[customer], OperationType.CONSUME, transaction_id)
         unfreezes = entries(accounts[customer], OperationType.UNFREEZE, transaction_id)

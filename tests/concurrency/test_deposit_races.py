@@ -17,6 +17,7 @@ from django.db import connections
 from credits_project.errors import TransactionConflict
 from customers.models import Customer
 from ledger import services
+from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,13 +51,14 @@ def run_together(work: Callable[[int], Any], count: int = THREADS) -> list[Any]:
 
 
 def deposit(project, customer_id: str, key: str | None, amount: int = 10) -> dict[str, Any]:
-    return services.deposit(
+    result = services.deposit(
         project=project,
         customer_id=customer_id,
         amount=Decimal(amount),
         actor="test:races",
         idempotency_key=key,
     )
+    return render(result)
 
 
 def test_concurrent_deposits_with_one_key_make_one_account_and_fifteen_replays(project):
@@ -69,7 +71,7 @@ def test_concurrent_deposits_with_one_key_make_one_account_and_fifteen_replays(p
     assert Customer.objects.count() == 1
     assert CreditAccount.objects.get().total == Decimal(10)
     assert LedgerEntry.objects.filter(operation_type=OperationType.GRANT).count() == 1
-    assert Transaction.objects.get().identity == "same-key"
+    assert Transaction.objects.get().transaction_id == "same-key"
 
 
 def test_concurrent_deposits_with_different_keys_to_a_new_customer_make_one_customer(project):

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from credits_project.api.json import dumps, loads
 from customers.models import Project
+from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry
 from ledger.services import deposit, freeze
 
@@ -36,20 +37,22 @@ def grant(
         now=now,
         **fields,
     )
-    return result["account_id"]
+    return result.account_id
 
 
 def hold(project: Project, transaction_id: str, amount: int | str, **kwargs) -> dict:
-    """Freeze through the real service as ACTOR, for customer c1 at T0 unless told otherwise."""
+    """Freeze through the real service as ACTOR, for customer c1 at T0 unless told otherwise;
+    the answer as the API renders it."""
     kwargs.setdefault("customer_id", "c1")
     kwargs.setdefault("now", T0)
-    return freeze(
+    result = freeze(
         project=project,
         transaction_id=transaction_id,
         amount=Decimal(amount),
         actor=ACTOR,
         **kwargs,
     )
+    return render(result)
 
 
 def item(account_id: str, amount: int | str, wallet: str = "default", source: str = "default"):
@@ -83,7 +86,7 @@ def entries(*operation_types: str, **filters) -> list[tuple]:
             "account_id",
             "operation_type",
             "amount",
-            "transaction_ref",
+            "transaction_id",
             "business_type",
             "description",
             "actor",

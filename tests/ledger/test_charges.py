@@ -16,6 +16,7 @@ from credits_project.errors import (
     TransactionConflict,
 )
 from customers.models import Project
+from ledger.api.shapes import render
 from ledger.models import LedgerEntry, Transaction
 from ledger.services import consume, deduct, deposit, freeze
 from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, item, wire
@@ -56,7 +57,7 @@ def test_charge_takes_soonest_expiry_first_never_expiring_last_then_oldest_then_
     soon_older_twin = grant(project, 10, expires_at=T0 + 5 * DAY, now=T0 - 2 * DAY)
     never_newer_twin = grant(project, 10, wallet="c", now=T0 - DAY)
 
-    result = charge(service, project, "t1", 65)
+    result = render(charge(service, project, "t1", 65))
 
     assert result[details_key] == [
         item(soon_older, 10, "a"),
@@ -95,7 +96,7 @@ def test_charge_skips_exhausted_and_fully_frozen_accounts(project, service, deta
     )
     assert [counters(a) for a in (spent, held, partly)] == [(10, 10, 0), (10, 0, 10), (10, 0, 4)]
 
-    result = charge(service, project, "t1", 8)
+    result = render(charge(service, project, "t1", 8))
 
     assert result[details_key] == [item(partly, 6), item(rest, 2)]
 
@@ -104,15 +105,17 @@ def test_freeze_response_lists_each_account_once_and_moves_credits_to_frozen(pro
     first = grant(project, "2.5", wallet="promo", source="campaign", expires_at=T0 + DAY)
     second = grant(project, 100, source="stripe_checkout")
 
-    result = freeze(
-        project=project,
-        customer_id="c1",
-        transaction_id="job-1",
-        amount=Decimal("3.000001"),
-        actor=ACTOR,
-        business_type="TASK",
-        description="render video",
-        now=T0,
+    result = render(
+        freeze(
+            project=project,
+            customer_id="c1",
+            transaction_id="job-1",
+            amount=Decimal("3.000001"),
+            actor=ACTOR,
+            business_type="TASK",
+            description="render video",
+            now=T0,
+        )
     )
 
     assert result == {
@@ -134,13 +137,15 @@ def test_deduct_response_lists_each_account_once_and_moves_credits_to_used(proje
     first = grant(project, 30, wallet="promo", expires_at=T0 + DAY)
     second = grant(project, 100)
 
-    result = deduct(
-        project=project,
-        customer_id="c1",
-        transaction_id="order-1",
-        amount=Decimal(45),
-        actor=ACTOR,
-        now=T0,
+    result = render(
+        deduct(
+            project=project,
+            customer_id="c1",
+            transaction_id="order-1",
+            amount=Decimal(45),
+            actor=ACTOR,
+            now=T0,
+        )
     )
 
     assert result == {
@@ -166,7 +171,7 @@ def test_charge_restricted_to_wallets_uses_only_those_wallets_in_consumption_ord
     promo = grant(project, 10, wallet="promo", expires_at=T0 + 3 * DAY)
     grant(project, 100, wallet="other")
 
-    result = charge(service, project, "t1", 15, wallets=["promo", "gold"])
+    result = render(charge(service, project, "t1", 15, wallets=["promo", "gold"]))
 
     assert result[details_key] == [item(gold, 10, "gold"), item(promo, 5, "promo")]
 
@@ -208,7 +213,7 @@ def test_charge_more_than_available_is_rejected_with_details_and_changes_nothing
     }
     assert counters(account) == (100, 30, 50)
     assert LedgerEntry.objects.count() == entries_before
-    assert not Transaction.objects.filter(identity="t1").exists()
+    assert not Transaction.objects.filter(transaction_id="t1").exists()
 
 
 @pytest.mark.parametrize(("service", "details_key", "counter"), CHARGES)
@@ -229,7 +234,7 @@ def test_charge_with_enough_overall_but_not_in_selected_wallets_names_the_wallet
         "wallet": "promo",
     }
     assert counters(promo) == (5, 0, 0)
-    assert not Transaction.objects.filter(identity="t1").exists()
+    assert not Transaction.objects.filter(transaction_id="t1").exists()
 
 
 @pytest.mark.parametrize(("service", "details_key", "counter"), CHARGES)
@@ -282,7 +287,7 @@ def test_charge_never_uses_expired_or_not_yet_started_accounts(
     started_now = grant(project, 7, starts_at=T0, expires_at=T0 + 9 * DAY, now=T0 - 2 * DAY)
     open_ended = grant(project, 3, now=T0 - 2 * DAY)
 
-    result = charge(service, project, "t1", 10)
+    result = render(charge(service, project, "t1", 10))
 
     assert result[details_key] == [item(started_now, 7), item(open_ended, 3)]
     assert counters(expired) == (50, 0, 0)
@@ -298,7 +303,7 @@ def test_charge_uses_an_account_once_it_has_started(project, service, details_ke
 
     with pytest.raises(InsufficientBalance):
         charge(service, project, "t1", 5, now=T0)
-    result = charge(service, project, "t1", 5, now=T0 + DAY)
+    result = render(charge(service, project, "t1", 5, now=T0 + DAY))
 
     assert result[details_key] == [item(pending, 5)]
 
@@ -323,7 +328,7 @@ def test_freeze_writes_one_freeze_entry_per_account_with_actor_and_labels(projec
     )
 
     assert LedgerEntry.objects.count() == before + 2
-    assert entries(transaction_ref="job-1") == [
+    assert entries(transaction_id="job-1") == [
         (int(first), "FREEZE", Decimal(10), "job-1", "TASK", "render", "api_key:abc123", T0),
         (int(second), "FREEZE", Decimal(2), "job-1", "TASK", "render", "api_key:abc123", T0),
     ]
@@ -346,7 +351,7 @@ def test_deduct_writes_one_consume_entry_per_account_with_actor_and_labels(proje
     )
 
     assert LedgerEntry.objects.count() == before + 2
-    assert entries(transaction_ref="order-9") == [
+    assert entries(transaction_id="order-9") == [
         (int(first), "CONSUME", Decimal(10), "order-9", "ORDER", "one-off", "api_key:abc123", T0),
         (int(second), "CONSUME", Decimal(5), "order-9", "ORDER", "one-off", "api_key:abc123", T0),
     ]
@@ -358,38 +363,42 @@ def test_deduct_writes_one_consume_entry_per_account_with_actor_and_labels(proje
 def test_freeze_with_unfreeze_ttl_stores_and_returns_an_absolute_deadline(project):
     grant(project, 10)
 
-    result = freeze(
-        project=project,
-        customer_id="c1",
-        transaction_id="t1",
-        amount=Decimal(1),
-        actor=ACTOR,
-        unfreeze_after_seconds=2_592_000,
-        now=T0,
+    result = render(
+        freeze(
+            project=project,
+            customer_id="c1",
+            transaction_id="t1",
+            amount=Decimal(1),
+            actor=ACTOR,
+            unfreeze_after_seconds=2_592_000,
+            now=T0,
+        )
     )
 
     assert result["unfreeze_after"] == T0 + dt.timedelta(days=30)
     assert result["consume_after"] is None
-    stored = Transaction.objects.get(identity="t1")
+    stored = Transaction.objects.get(transaction_id="t1")
     assert (stored.unfreeze_after, stored.consume_after) == (T0 + dt.timedelta(days=30), None)
 
 
 def test_freeze_with_consume_ttl_stores_and_returns_an_absolute_deadline(project):
     grant(project, 10)
 
-    result = freeze(
-        project=project,
-        customer_id="c1",
-        transaction_id="t1",
-        amount=Decimal(1),
-        actor=ACTOR,
-        consume_after_seconds=60,
-        now=T0,
+    result = render(
+        freeze(
+            project=project,
+            customer_id="c1",
+            transaction_id="t1",
+            amount=Decimal(1),
+            actor=ACTOR,
+            consume_after_seconds=60,
+            now=T0,
+        )
     )
 
     assert result["unfreeze_after"] is None
     assert result["consume_after"] == T0 + dt.timedelta(seconds=60)
-    stored = Transaction.objects.get(identity="t1")
+    stored = Transaction.objects.get(transaction_id="t1")
     assert (stored.unfreeze_after, stored.consume_after) == (None, T0 + dt.timedelta(seconds=60))
 
 
@@ -401,42 +410,46 @@ def test_repeated_charge_replays_the_original_response_and_changes_nothing(
     project, service, details_key, counter
 ):
     account = grant(project, 100)
-    original = charge(service, project, "t1", 30, description="first")
+    original = render(charge(service, project, "t1", 30, description="first"))
     entries_before = LedgerEntry.objects.count()
 
-    again = charge(service, project, "t1", 30, description="ignored", now=T0 + DAY)
+    again = render(charge(service, project, "t1", 30, description="ignored", now=T0 + DAY))
 
     assert wire(again) == {**wire(original), "is_idempotent_replay": True}
     assert LedgerEntry.objects.count() == entries_before
     assert counters(account) == (100, *moved(counter, 30))
-    assert Transaction.objects.get(identity="t1").description == "first"
+    assert Transaction.objects.get(transaction_id="t1").description == "first"
 
 
 def test_repeated_freeze_replays_even_after_it_was_consumed_and_balance_is_gone(project):
     grant(project, 10)
-    original = freeze(
-        project=project,
-        customer_id="c1",
-        transaction_id="t1",
-        amount=Decimal(10),
-        actor=ACTOR,
-        unfreeze_after_seconds=60,
-        now=T0,
+    original = render(
+        freeze(
+            project=project,
+            customer_id="c1",
+            transaction_id="t1",
+            amount=Decimal(10),
+            actor=ACTOR,
+            unfreeze_after_seconds=60,
+            now=T0,
+        )
     )
     consume(project=project, transaction_id="t1", actor=ACTOR, now=T0)
 
-    again = freeze(
-        project=project,
-        customer_id="c1",
-        transaction_id="t1",
-        amount=Decimal(10),
-        actor=ACTOR,
-        unfreeze_after_seconds=60,
-        now=T0 + DAY,
+    again = render(
+        freeze(
+            project=project,
+            customer_id="c1",
+            transaction_id="t1",
+            amount=Decimal(10),
+            actor=ACTOR,
+            unfreeze_after_seconds=60,
+            now=T0 + DAY,
+        )
     )
 
     assert wire(again) == {**wire(original), "is_idempotent_replay": True}
-    assert again["unfreeze_after"] == "2026-04-07T12:01:00.000Z"
+    assert wire(again)["unfreeze_after"] == "2026-04-07T12:01:00.000Z"
 
 
 @pytest.mark.parametrize(("service", "details_key", "counter"), CHARGES)
@@ -455,9 +468,9 @@ def test_repeat_with_an_equivalent_request_replays(
 ):
     grant(project, 100, wallet="a")
     grant(project, 100, wallet="b")
-    original = charge(service, project, "t1", **{"amount": 30, **first})
+    original = render(charge(service, project, "t1", **{"amount": 30, **first}))
 
-    again = charge(service, project, "t1", **{"amount": 30, **second})
+    again = render(charge(service, project, "t1", **{"amount": 30, **second}))
 
     assert again["is_idempotent_replay"] is True
     assert wire(again) == {**wire(original), "is_idempotent_replay": True}
@@ -585,7 +598,7 @@ def test_freeze_with_a_deducts_id_is_a_transaction_conflict(project):
             actor=ACTOR,
             now=T0,
         )
-    assert Transaction.objects.get(identity="t1").kind == "DEDUCT"
+    assert Transaction.objects.get(transaction_id="t1").kind == "DEDUCT"
 
 
 def test_deduct_with_a_freezes_id_is_a_transaction_conflict(project):
@@ -608,7 +621,7 @@ def test_deduct_with_a_freezes_id_is_a_transaction_conflict(project):
             actor=ACTOR,
             now=T0,
         )
-    assert Transaction.objects.get(identity="t1").kind == "FREEZE"
+    assert Transaction.objects.get(transaction_id="t1").kind == "FREEZE"
 
 
 @pytest.mark.parametrize(("service", "details_key", "counter"), CHARGES)
@@ -617,7 +630,7 @@ def test_charge_id_is_independent_of_a_deposit_idempotency_key(
 ):
     grant(project, 100, idempotency_key="order_42")
 
-    result = charge(service, project, "order_42", 10)
+    result = render(charge(service, project, "order_42", 10))
 
     assert result["is_idempotent_replay"] is False
 
@@ -629,7 +642,7 @@ def test_charge_id_is_scoped_to_its_project(project, service, details_key, count
     grant(other, 100)
     charge(service, other, "t1", 10)
 
-    result = charge(service, project, "t1", 20)
+    result = render(charge(service, project, "t1", 20))
 
     assert result["is_idempotent_replay"] is False
     assert result[details_key][0]["amount"] == 20
@@ -644,11 +657,11 @@ def test_failed_charge_stores_nothing_so_a_retry_after_a_deposit_succeeds(
         charge(service, project, "t1", 8)
     topped_up = grant(project, 10, now=T0)
 
-    result = charge(service, project, "t1", 8)
+    result = render(charge(service, project, "t1", 8))
 
     assert result["is_idempotent_replay"] is False
     assert result[details_key][-1] == item(topped_up, 3)
-    assert Transaction.objects.get(identity="t1").amount == 8
+    assert Transaction.objects.get(transaction_id="t1").amount == 8
 
 
 @pytest.mark.parametrize(("service", "details_key", "counter"), CHARGES)
@@ -699,12 +712,14 @@ def test_deposit_instants_are_compared_to_the_microsecond_for_idempotency(projec
             idempotency_key="k",
             expires_at=first + dt.timedelta(microseconds=800),
         )
-    replay = deposit(
-        project=project,
-        customer_id="c1",
-        amount=Decimal(5),
-        actor=ACTOR,
-        idempotency_key="k",
-        expires_at=first,
+    replay = render(
+        deposit(
+            project=project,
+            customer_id="c1",
+            amount=Decimal(5),
+            actor=ACTOR,
+            idempotency_key="k",
+            expires_at=first,
+        )
     )
     assert replay["is_idempotent_replay"] is True

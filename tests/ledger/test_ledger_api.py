@@ -10,8 +10,8 @@ from django.db import connection
 from django.test import Client
 
 from ledger import services
-from ledger.ledger_pages import CURSOR_SALT
 from ledger.models import LedgerEntry
+from ledger.selectors.ledger_pages import CURSOR_SALT
 
 pytestmark = pytest.mark.django_db
 

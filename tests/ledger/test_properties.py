@@ -34,6 +34,7 @@ from credits_project.api.json import dumps, loads
 from credits_project.errors import ServiceError
 from customers.models import Customer, Project
 from ledger import selectors, services
+from ledger.api.shapes import render
 from ledger.consistency import find_inconsistencies
 from ledger.models import CreditAccount, LedgerEntry
 
@@ -205,7 +206,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def call(self, service: Callable[..., dict[str, Any]], **kwargs: Any):
         """Run a service at the simulated now: (normalized response, None) or (None, error)."""
         try:
-            return norm(service(project=self.project, actor=ACTOR, now=self.now, **kwargs)), None
+            result = service(project=self.project, actor=ACTOR, now=self.now, **kwargs)
+            return norm(render(result)), None
         except ServiceError as error:
             return None, error
 
@@ -653,7 +655,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def balances_match_the_model_at_the_simulated_now(self):
         for customer_id, customer in self.customers.items():
-            actual = norm(selectors.customer_balance(customer, at=self.now))
+            actual = norm(
+                render(selectors.customer_balance(self.project, customer.external_id, at=self.now))
+            )
             expected = self.expected_balance(customer_id)
             assert {k: actual[k] for k in expected} == norm(expected)
 

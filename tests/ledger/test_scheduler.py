@@ -16,16 +16,17 @@ from credits_project.errors import (
     FreezeRecordsAlreadyConsumed,
     IdempotencyConflict,
 )
+from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry, Transaction
 from ledger.services import consume, deduct, expire_due, settle_due, unfreeze
-from tests.conftest import ROOT, shared_database_url
 from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, hold, wire
+from tests.server import ROOT, shared_database_url
 
 HOUR = dt.timedelta(hours=1)
 
 
 def state(transaction_id: str) -> tuple:
-    charge = Transaction.objects.get(identity=transaction_id)
+    charge = Transaction.objects.get(transaction_id=transaction_id)
     return charge.state, charge.settled_by, charge.settled_at
 
 
@@ -225,8 +226,14 @@ def test_a_due_freeze_stays_an_ordinary_freeze_until_the_scheduler_runs(project)
     account = grant(project, 10)
     hold(project, "job", 6, unfreeze_after_seconds=60)
 
-    result = consume(
-        project=project, transaction_id="job", actor=ACTOR, actual_amount=Decimal(4), now=T0 + HOUR
+    result = render(
+        consume(
+            project=project,
+            transaction_id="job",
+            actor=ACTOR,
+            actual_amount=Decimal(4),
+            now=T0 + HOUR,
+        )
     )
 
     assert result["consumed_amount"] == 4
@@ -256,7 +263,7 @@ def test_client_unfreeze_after_the_scheduler_unfroze_replays_its_response(projec
     settle_due(now=T0 + HOUR)
     before = LedgerEntry.objects.count()
 
-    again = unfreeze(project=project, transaction_id="job", actor=ACTOR, now=T0 + 2 * HOUR)
+    again = render(unfreeze(project=project, transaction_id="job", actor=ACTOR, now=T0 + 2 * HOUR))
 
     assert wire(again) == {
         "transaction_id": "job",
@@ -283,13 +290,15 @@ def test_client_consume_after_the_scheduler_consumed_replays_its_response(projec
     settle_due(now=T0 + HOUR)
     before = LedgerEntry.objects.count()
 
-    again = consume(project=project, transaction_id="job", actor=ACTOR, now=T0 + 2 * HOUR)
-    explicit = consume(
-        project=project,
-        transaction_id="job",
-        actor=ACTOR,
-        actual_amount=Decimal(6),
-        now=T0 + 2 * HOUR,
+    again = render(consume(project=project, transaction_id="job", actor=ACTOR, now=T0 + 2 * HOUR))
+    explicit = render(
+        consume(
+            project=project,
+            transaction_id="job",
+            actor=ACTOR,
+            actual_amount=Decimal(6),
+            now=T0 + 2 * HOUR,
+        )
     )
 
     assert (
@@ -362,8 +371,8 @@ def test_run_scheduler_once_expires_and_settles_due_work_and_exits_zero(project)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip() == "expired 1 account(s), settled 1 freeze(s)"
     assert [(e[0], e[1], e[2]) for e in entries("EXPIRE")] == [(int(expiring), "EXPIRE", 10)]
-    assert Transaction.objects.get(identity="job").state == "UNFROZEN"
-    assert Transaction.objects.get(identity="later").state == "FROZEN"
+    assert Transaction.objects.get(transaction_id="job").state == "UNFROZEN"
+    assert Transaction.objects.get(transaction_id="later").state == "FROZEN"
     assert counters(held) == (10, 0, 1)
 
 

@@ -16,6 +16,7 @@ from credits_project.errors import (
     NoUnfreezableRecords,
 )
 from customers.models import Project
+from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry, Transaction
 from ledger.services import consume, deduct, expire_due, unfreeze
 from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, hold, item, wire
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.django_db
 
 
 def settle_consume(project: Project, transaction_id: str, actual=None, **kwargs) -> dict:
-    return consume(
+    """Consume through the real service as ACTOR at T1; the answer as the API renders it."""
+    result = consume(
         project=project,
         transaction_id=transaction_id,
         actor=kwargs.pop("actor", ACTOR),
@@ -34,16 +36,19 @@ def settle_consume(project: Project, transaction_id: str, actual=None, **kwargs)
         now=kwargs.pop("now", T1),
         **kwargs,
     )
+    return render(result)
 
 
 def settle_unfreeze(project: Project, transaction_id: str, **kwargs) -> dict:
-    return unfreeze(
+    """Unfreeze through the real service as ACTOR at T1; the answer as the API renders it."""
+    result = unfreeze(
         project=project,
         transaction_id=transaction_id,
         actor=kwargs.pop("actor", ACTOR),
         now=kwargs.pop("now", T1),
         **kwargs,
     )
+    return render(result)
 
 
 # --- consume -------------------------------------------------------------------------------
@@ -116,7 +121,7 @@ def test_consume_of_zero_returns_everything_and_writes_no_consume_entry(project)
         (int(first), "UNFREEZE", Decimal(10)),
         (int(second), "UNFREEZE", Decimal(5)),
     ]
-    assert Transaction.objects.get(identity="job").state == "CONSUMED"
+    assert Transaction.objects.get(transaction_id="job").state == "CONSUMED"
 
 
 def test_overage_is_drawn_from_the_freezes_wallets_and_merged_per_account(project):
@@ -186,8 +191,8 @@ def test_overage_the_eligible_wallets_cannot_cover_fails_and_the_freeze_stays_fr
     }
     assert counters(account) == (10, 1, 8)
     assert LedgerEntry.objects.count() == before
-    charge = Transaction.objects.get(identity="job")
-    assert (charge.state, charge.settled_at, charge.settle_response) == ("FROZEN", None, "")
+    charge = Transaction.objects.get(transaction_id="job")
+    assert (charge.state, charge.settled_at, charge.consumed_amount) == ("FROZEN", None, None)
 
     result = settle_consume(project, "job", 9)  # still consumable, and not a replay
     assert result["overage_amount"] == 1
@@ -319,7 +324,7 @@ def test_unfreeze_returns_every_frozen_credit_and_writes_one_entry_per_account(p
         (int(first), "UNFREEZE", Decimal(10), "job", "TASK", "render", ACTOR, T1),
         (int(second), "UNFREEZE", Decimal(2), "job", "TASK", "render", ACTOR, T1),
     ]
-    charge = Transaction.objects.get(identity="job")
+    charge = Transaction.objects.get(transaction_id="job")
     assert (charge.state, charge.settled_by, charge.settled_at) == ("UNFROZEN", "client", T1)
 
 
@@ -353,7 +358,7 @@ def test_consume_of_another_projects_freeze_is_no_consumable_freeze_records(proj
         settle_consume(project, "job")
     with pytest.raises(NoUnfreezableRecords):
         settle_unfreeze(project, "job")
-    assert Transaction.objects.get(identity="job").state == "FROZEN"
+    assert Transaction.objects.get(transaction_id="job").state == "FROZEN"
 
 
 def test_consume_after_a_client_unfreeze_is_no_consumable_freeze_records(project):
@@ -439,7 +444,7 @@ def test_consume_after_consume_replays_the_original_response_and_changes_nothing
     again = settle_consume(project, "job", now=T1 + DAY)
 
     assert wire(again) == {**wire(original), "is_idempotent_replay": True}
-    assert again["consumed_at"] == "2026-04-07T12:05:00.000Z"
+    assert wire(again)["consumed_at"] == "2026-04-07T12:05:00.000Z"
     assert LedgerEntry.objects.count() == before
     assert counters(account) == (10, 3, 0)
 
@@ -499,7 +504,7 @@ def test_settled_freeze_records_state_amounts_and_who_settled_it(project):
 
     settle_consume(project, "job", 7)
 
-    charge = Transaction.objects.get(identity="job")
+    charge = Transaction.objects.get(transaction_id="job")
     assert (
         charge.state,
         charge.settled_by,

@@ -15,9 +15,10 @@ from django.core import signing
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from credits_project.errors import InvalidCursor
-from customers.models import Customer
-from ledger.models import LedgerCounter, LedgerEntry, OperationType
+from credits_project.errors import CustomerNotFound, InvalidCursor
+from customers.models import Customer, Project
+from ledger.models import LedgerCounter, LedgerEntry
+from ledger.results import LedgerItem, LedgerPage
 
 CURSOR_SALT = "credits.ledger.cursor"
 
@@ -34,13 +35,22 @@ class LedgerQuery:
         return [self.customer.pk, self.operation_type, self.transaction_id]
 
 
-def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> dict[str, Any]:
+def customer_of(project: Project, customer_id: str) -> Customer:
+    """The customer whose ledger is read; `CustomerNotFound` when the project has none."""
+    customer = Customer.objects.filter(project=project, external_id=customer_id).only("id").first()
+    if customer is None:
+        raise CustomerNotFound({"customer_id": customer_id})
+    return customer
+
+
+def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> LedgerPage:
+    """One page of the customer's entries matching the query, newest first."""
     at = at or timezone.now()
     entries = LedgerEntry.objects.filter(customer=query.customer)
     if query.operation_type is not None:
         entries = entries.filter(operation_type=query.operation_type)
     if query.transaction_id is not None:
-        entries = entries.filter(transaction_ref=query.transaction_id)
+        entries = entries.filter(transaction_id=query.transaction_id)
     total_count = _count(query, entries)
     if query.cursor is not None:
         created_at, entry_id = decode_cursor(query)
@@ -53,12 +63,12 @@ def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> dict[st
     page = list(entries.select_related("account").order_by("-created_at", "-id")[: query.limit + 1])
     has_more = len(page) > query.limit
     page = page[: query.limit]
-    return {
-        "items": [entry_view(entry, at) for entry in page],
-        "total_count": total_count,
-        "has_more": has_more,
-        "next_cursor": encode_cursor(query, page[-1]) if has_more else None,
-    }
+    return LedgerPage(
+        items=[entry_view(entry, at) for entry in page],
+        total_count=total_count,
+        has_more=has_more,
+        next_cursor=encode_cursor(query, page[-1]) if has_more else None,
+    )
 
 
 def _count(query: LedgerQuery, entries) -> int:
@@ -94,21 +104,18 @@ def entry_status(entry: LedgerEntry, at: dt.datetime) -> str:
     return "ACTIVE"
 
 
-def entry_view(entry: LedgerEntry, at: dt.datetime) -> dict[str, Any]:
-    return {
-        "id": str(entry.pk),
-        "operation_type": entry.operation_type,
-        "amount": entry.amount,
-        "wallet": entry.account.wallet,
-        "credit_type": entry.account.wallet,
-        "source": entry.account.source,
-        "account_id": str(entry.account_id),
-        "transaction_id": entry.transaction_ref,
-        "business_type": entry.business_type,
-        "description": entry.description,
-        "status": entry_status(entry, at),
-        "created_at": entry.created_at,
-    }
-
-
-OPERATION_TYPE_ALIASES = {"DEPOSIT": OperationType.GRANT}
+def entry_view(entry: LedgerEntry, at: dt.datetime) -> LedgerItem:
+    return LedgerItem(
+        id=str(entry.pk),
+        operation_type=entry.operation_type,
+        amount=entry.amount,
+        wallet=entry.account.wallet,
+        credit_type=entry.account.wallet,
+        source=entry.account.source,
+        account_id=str(entry.account_id),
+        transaction_id=entry.transaction_id,
+        business_type=entry.business_type,
+        description=entry.description,
+        status=entry_status(entry, at),
+        created_at=entry.created_at,
+    )

@@ -1,0 +1,115 @@
+"""Plain SQL for the statements every request runs.
+
+Compiling an ORM query costs more CPU than the database spends answering these indexed,
+single-customer statements, so the hot path writes them out once, for PostgreSQL and SQLite
+alike. Values still pass through the model fields in both directions (`Columns.load`,
+`prepared`): micro-credits become `Decimal`, SQLite's datetime text becomes `datetime`, and
+money stays exact.
+
+Each function resolves the connection once (`database()`): `django.db.connection` is a proxy
+that looks the connection up on every attribute, which the field conversions ask for often.
+"""
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+
+
+class Columns:
+    """Some columns of a model: their SQL list, and rows of them loaded as model instances."""
+
+    def __init__(self, model: type[M], names: Sequence[str]):
+        self.model = model
+        wanted = {model._meta.get_field(name) for name in names}
+        # In the model's own field order, as `Model.from_db` takes values.
+        self.fields: list[Field] = [f for f in model._meta.concrete_fields if f in wanted]
+        self.attnames = [field.attname for field in self.fields]
+        self.width = len(self.fields)
+
+    def sql(self, alias: str | None = None) -> str:
+        return _column_list(tuple(field.column for field in self.fields), alias)
+
+    def load(self, rows: Iterable[Sequence[Any]]) -> list[M]:
+        return [self.load_row(row) for row in rows]
+
+    def load_row(self, row: Sequence[Any]) -> M:
+        """An instance from the first `width` values of `row` (later ones are the caller's)."""
+        db = database()
+        values = list(row[: self.width])
+        for index, steps in _converters_of(self.model, tuple(self.attnames), db.vendor):
+            value = values[index]
+            if value is not None:
+                for convert, expression in steps:
+                    value = convert(value, expression, db)
+                values[index] = value
+        return self.model.from_db(db.alias, self.attnames, values)
+
+
+@cache
+def _converters_of(model: type[Model], attnames: tuple[str, ...], vendor: str) -> list:
+    """The backend's and the fields' converters for each column, as the ORM would apply them."""
+    db = database()
+    found = []
+    for index, attname in enumerate(attnames):
+        field = next(f for f in model._meta.concrete_fields if f.attname == attname)
+        expression = field.get_col(model._meta.db_table)
+        steps = [*db.ops.get_db_converters(expression), *expression.get_db_converters(db)]
+        if steps:
+            found.append((index, [(step, expression) for step in steps]))
+    return found
+
+
+@cache
+def _column_list(columns: tuple[str, ...], alias: str | None) -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + column for column in columns)
+
+
+def database() -> BaseDatabaseWrapper:
+    """This thread's connection to the default database."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def fetch(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    with database().cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def execute(sql: str, params: Sequence[Any] = ()) -> None:
+    with database().cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def for_update(of: str | None = None) -> str:
+    """Row locks on PostgreSQL; SQLite has none, and its IMMEDIATE transactions already hold
+    the database's write lock."""
+    if not database().features.has_select_for_update:
+        return ""
+    return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
+
+
+def instant(value: dt.datetime) -> Any:
+    """A datetime as this database takes it in a parameter."""
+    return database().ops.adapt_datetimefield_value(value)
+
+
+def placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def prepared(objects: Iterable[Model], fields: Sequence[Field]) -> list[Any]:
+    """The fields' values of each object, one after the other, as `save()` would send them."""
+    db = database()
+    return [
+        field.get_db_prep_save(field.pre_save(obj, add=obj._state.adding), db)
+        for obj in objects
+        for field in fields
+    ]

@@ -1,0 +1,47 @@
+"""OpenAPI descriptions shared by the API's operations: the error answers and path ids."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255}
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    message = serializers.CharField()
+    type = serializers.CharField()
+    code = serializers.CharField()
+    details = serializers.DictField(allow_null=True)
+    retryable = serializers.BooleanField()
+    request_id = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+ERRORS = {
+    status: OpenApiResponse(ErrorSerializer, description=text)
+    for status, text in {
+        400: "Invalid request (see `error.code`); nothing changed.",
+        401: "Missing, invalid or revoked API key.",
+        404: "Unknown customer or transaction.",
+        409: "The transaction id or idempotency key was used for something else.",
+        413: "Request body too large.",
+        415: "Request body is not application/json.",
+        429: "Rate limited; retry after `Retry-After` seconds.",
+        500: "Unexpected error; safe to retry with the same identity.",
+        503: "Database unavailable; safe to retry with the same identity.",
+    }.items()
+}
+READ_ERRORS = {status: ERRORS[status] for status in (400, 401, 404, 429, 500, 503)}
+
+CUSTOMER_ID = OpenApiParameter(
+    "customer_id",
+    ID_SCHEMA,
+    OpenApiParameter.PATH,
+    description="Percent-encoded; may hold any character but NUL, `/` included (as `%2F`).",
+)
+TRANSACTION_ID = OpenApiParameter("transaction_id", ID_SCHEMA, OpenApiParameter.PATH)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", ID_SCHEMA, OpenApiParameter.HEADER, required=False
+)

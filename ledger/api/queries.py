@@ -1,0 +1,52 @@
+"""Query parameters of the ledger read, checked by the contract's rules."""
+
+from django.http import QueryDict
+
+from credits_project.api.json import first_bad_string
+from credits_project.errors import InvalidLimit, InvalidOperationType, InvalidRequest
+from ledger.api.fields import IdField
+from ledger.models import OperationType
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+OPERATION_TYPE_ALIASES = {"DEPOSIT": OperationType.GRANT}
+NAMES = ("limit", "cursor", "operation_type", "transaction_id")
+
+
+def ledger_params(query: QueryDict) -> dict[str, str]:
+    """The ledger's parameters that were sent, each free of NUL and surrogates."""
+    params = {}
+    for name in NAMES:
+        value = query.get(name)
+        if value is None:
+            continue
+        if first_bad_string(value):
+            raise InvalidRequest(name, "bad_string")
+        params[name] = value
+    return params
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
+        raise InvalidLimit("limit", minimum=1, maximum=MAX_LIMIT)
+    return int(raw)
+
+
+def parse_operation_type(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    operation_type = OPERATION_TYPE_ALIASES.get(raw, raw)
+    if operation_type not in OperationType.values:
+        raise InvalidOperationType("operation_type")
+    return operation_type
+
+
+def parse_transaction_id(raw: str | None) -> str | None:
+    """Checked like a body's `transaction_id`: 1-255 code points."""
+    if raw is None:
+        return None
+    field = IdField()
+    field.field_name = "transaction_id"
+    return field.parse(raw)

@@ -1,0 +1,193 @@
+"""What the services and selectors answer: one dataclass per response of the API.
+
+Each class is the one definition of its response: the API renders it and documents it in the
+OpenAPI schema from these fields (`ledger/api/shapes.py`), and a retried operation's answer is
+rebuilt as the same class from the ledger. Amounts are exact `Decimal`s, times aware UTC
+`datetime`s, ids strings (clients validate them as strings).
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from ledger.models import CreditAccount
+
+OMIT_WHEN_NONE = {"omit_when_none": True}
+"""Field metadata: the field is left out of the response, rather than null, when unset."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """One account's part of a freeze, consume, unfreeze or deduct."""
+
+    account_id: str
+    wallet: str
+    credit_type: str
+    source: str
+    amount: Decimal
+
+    @classmethod
+    def of(cls, account: CreditAccount, amount: Decimal) -> "Detail":
+        return cls(str(account.pk), account.wallet, account.wallet, account.source, amount)
+
+
+@dataclass(frozen=True, slots=True)
+class DepositResult:
+    customer_id: str
+    account_id: str
+    wallet: str
+    credit_type: str
+    source: str
+    total_amount: Decimal
+    added_amount: Decimal
+    starts_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    record_id: str
+    is_idempotent_replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeResult:
+    transaction_id: str
+    frozen_amount: Decimal
+    freeze_details: list[Detail]
+    unfreeze_after: dt.datetime | None
+    consume_after: dt.datetime | None
+    is_idempotent_replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeResult:
+    transaction_id: str
+    consumed_amount: Decimal
+    consume_details: list[Detail]
+    consumed_at: dt.datetime
+    is_idempotent_replay: bool
+    returned_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
+    overage_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class UnfreezeResult:
+    transaction_id: str
+    unfrozen_amount: Decimal
+    unfreeze_details: list[Detail]
+    unfrozen_at: dt.datetime
+    is_idempotent_replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeductResult:
+    transaction_id: str
+    deducted_amount: Decimal
+    deduct_details: list[Detail]
+    deducted_at: dt.datetime
+    is_idempotent_replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionState:
+    transaction_id: str
+    customer_id: str
+    kind: Literal["FREEZE", "DEDUCT"]
+    state: Literal["FROZEN", "CONSUMED", "UNFROZEN", "DEDUCTED"]
+    settled_by: Literal["client", "scheduler"] | None
+    amount: Decimal
+    frozen_amount: Decimal
+    consumed_amount: Decimal
+    returned_amount: Decimal
+    overage_amount: Decimal
+    unfreeze_after: dt.datetime | None
+    consume_after: dt.datetime | None
+    business_type: str
+    description: str
+    details: list[Detail]
+    created_at: dt.datetime
+    settled_at: dt.datetime | None
+
+
+@dataclass(slots=True)
+class Counters:
+    total: Decimal
+    used: Decimal
+    frozen: Decimal
+    available: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    account_id: str
+    account_type: Literal["CREDIT"]
+    credit_type: str
+    wallet: str
+    source: str
+    total: Decimal
+    used: Decimal
+    frozen: Decimal
+    available: Decimal
+    starts_at: dt.datetime | None
+    expires_at: dt.datetime | None
+
+
+@dataclass(slots=True)
+class SourceBalance:
+    """Open accounts of one wallet with the same source and validity window, summed."""
+
+    source: str
+    total: Decimal
+    used: Decimal
+    frozen: Decimal
+    available: Decimal
+    starts_at: dt.datetime | None
+    expires_at: dt.datetime | None
+
+
+@dataclass(slots=True)
+class WalletBalance:
+    total: Decimal
+    used: Decimal
+    frozen: Decimal
+    available: Decimal
+    sources: list[SourceBalance]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerBalance:
+    id: str
+    name: str | None
+    email: str | None
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+    balance: Counters
+    accounts: list[AccountBalance]
+    wallets: dict[str, WalletBalance]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerItem:
+    id: str
+    operation_type: Literal["GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"]
+    amount: Decimal
+    wallet: str
+    credit_type: str
+    source: str
+    account_id: str
+    transaction_id: str | None
+    business_type: str
+    description: str
+    status: Literal["ACTIVE", "PENDING", "EXPIRED"]
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    items: list[LedgerItem]
+    total_count: int
+    has_more: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: Literal["ok"]

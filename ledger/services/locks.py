@@ -1,0 +1,134 @@
+"""Every lock a writer takes.
+
+All writers of one customer serialize on that customer's row: each service locks it first,
+then reads what it will change. Writers of different customers never wait for each other on
+PostgreSQL. On SQLite, which has no row locks, the IMMEDIATE transaction holds the database's
+write lock instead and these statements only read.
+
+Locks are always taken customer first; accounts and transactions are read after it, so no two
+writers can wait for each other in a cycle.
+"""
+
+import datetime as dt
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from credits_project.errors import CustomerNotFound
+from credits_project.sql import Columns, fetch, for_update
+from customers.models import Customer, Project
+from ledger.models import Transaction
+
+CUSTOMER = Columns(Customer, ["id", "project", "external_id"])
+CUSTOMER_PROFILE = Columns(Customer, ["id", "project", "external_id", "name", "email", "metadata"])
+TRANSACTION = Columns(Transaction, [f.name for f in Transaction._meta.concrete_fields])
+
+
+def lock_customer(
+    project: Project, customer_id: str, *, charge_id: str
+) -> tuple[Customer, Transaction | None]:
+    """Lock the customer for a freeze or deduct named `charge_id`, and read the transaction
+    already under that id (of any customer of the project), in one statement. Raises
+    `CustomerNotFound`.
+
+    The transaction is read in the statement's snapshot, taken before the lock was granted: a
+    first request with the same id that commits while this one waits is not seen. This one's
+    own transaction row then breaks the unique constraint, and `retry_on_identity_race` runs
+    the operation again, which finds it and replays it.
+    """
+    found = _lock(CUSTOMER, project, customer_id, charge_id, deposit=False)
+    if found is None:
+        raise CustomerNotFound({"customer_id": customer_id})
+    return found
+
+
+def lock_or_create_customer(
+    project: Project, customer_id: str, *, deposit_key: str | None, new: dict[str, Any]
+) -> tuple[Customer, Transaction | None]:
+    """Lock the customer (with its profile), creating it from the fields `new` first if it
+    does not exist yet, and read the deposit already made with `deposit_key`.
+
+    Creation races are settled by the unique constraint (INSERT ... ON CONFLICT DO NOTHING),
+    never by check-then-insert: whoever loses simply locks the winner's row.
+    """
+    args = (CUSTOMER_PROFILE, project, customer_id, deposit_key)
+    found = _lock(*args, deposit=True)
+    if found is None:
+        Customer.objects.bulk_create(
+            [Customer(project=project, external_id=customer_id, **new)], ignore_conflicts=True
+        )
+        found = _lock(*args, deposit=True)
+    return found
+
+
+def _lock(
+    columns: Columns,
+    project: Project,
+    customer_id: str,
+    transaction_id: str | None,
+    *,
+    deposit: bool,
+) -> tuple[Customer, Transaction | None] | None:
+    namespace = "t.kind = 'DEPOSIT'" if deposit else "t.kind <> 'DEPOSIT'"
+    rows = fetch(
+        f"SELECT {columns.sql('c')}, {TRANSACTION.sql('t')} FROM customers_customer c "
+        "LEFT JOIN ledger_transaction t ON t.project_id = c.project_id "
+        f"AND t.transaction_id = %s AND {namespace} "
+        "WHERE c.project_id = %s AND c.external_id = %s" + for_update("c"),
+        [transaction_id, project.pk, customer_id],
+    )
+    if not rows:
+        return None
+    customer = columns.load_row(rows[0])
+    customer.project = project
+    rest = rows[0][columns.width :]
+    original = TRANSACTION.load_row(rest) if rest[0] is not None else None
+    return customer, original
+
+
+def lock_customer_of_charge(project: Project, transaction_id: str) -> Transaction | None:
+    """Lock the customer that owns the freeze or deduct `transaction_id`, then read the
+    transaction afresh: its state cannot change until this transaction commits, so concurrent
+    settlements of one freeze run one at a time. None when the project has no such charge."""
+    params = [project.pk, transaction_id]
+    customers = CUSTOMER.load(
+        fetch(
+            f"SELECT {CUSTOMER.sql()} FROM customers_customer WHERE id = ("
+            "SELECT customer_id FROM ledger_transaction "
+            "WHERE project_id = %s AND transaction_id = %s AND kind <> 'DEPOSIT')" + for_update(),
+            params,
+        )
+    )
+    if not customers:
+        return None
+    charge = TRANSACTION.load_row(
+        fetch(
+            f"SELECT {TRANSACTION.sql()} FROM ledger_transaction "
+            "WHERE project_id = %s AND transaction_id = %s AND kind <> 'DEPOSIT'",
+            params,
+        )[0]
+    )
+    charge.customer = customers[0]
+    charge.customer.project = charge.project = project
+    return charge
+
+
+def lock_customer_unless_busy(customer_pk: int) -> bool:
+    """For the scheduler: lock the customer unless another process holds it (`SKIP LOCKED`),
+    so several schedulers never work on one customer at once. False when it is busy."""
+    if not connection.features.has_select_for_update_skip_locked:
+        return True  # SQLite: the IMMEDIATE transaction already holds the lock
+    return bool(
+        fetch(
+            "SELECT id FROM customers_customer WHERE id = %s FOR UPDATE SKIP LOCKED",
+            [customer_pk],
+        )
+    )
+
+
+def now_under_lock(fixed: dt.datetime | None) -> dt.datetime:
+    """The clock, read once the customer is locked (unless a caller fixed it): a request that
+    waited for the lock judges which credits are active, and dates its entries, as of when it
+    runs, not as of when it arrived."""
+    return fixed or timezone.now()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs Debian packages whose command is missing: ensure-debian-packages.sh COMMAND:PACKAGE ...
+# (e.g. wrk:wrk chromedriver:chromium-driver). Needs root to install; says what is missing if not.
+set -euo pipefail
+missing=()
+for pair in "$@"; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (install them with apt-get)" >&2
+  exit 1
+fi
+echo "Installing ${missing[*]} with apt-get" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
