@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
@@ -29,6 +30,10 @@ urlpatterns = [
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     re_path(r"^v1/(?P<rest>.*)$", unknown_api_route),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    # A person who opens the service's address, or types the docs' address with a slash, gets
+    # the API's documentation rather than a 404.
+    path("", RedirectView.as_view(pattern_name="docs")),
+    path("docs/", RedirectView.as_view(pattern_name="docs")),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
 ]

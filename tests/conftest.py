@@ -8,8 +8,13 @@ import pytest
 from django.db import connection
 from hypothesis import HealthCheck, settings
 
-from customers.models import ApiKey, Project
+from customers.models import Project
 from tests.server import Service
+
+# The shared helpers' assertions explain their failures like the tests' own.
+pytest.register_assert_rewrite("tests.support", "tests.ledger.support")
+
+from tests.support import ApiKeyFactory, ProjectFactory  # noqa: E402
 
 # One fixed, bounded profile: derandomized so that a run is repeatable and its time bounded.
 settings.register_profile(
@@ -30,14 +35,13 @@ def is_postgres() -> bool:
 
 @pytest.fixture
 def project(db) -> Project:
-    return Project.objects.create(name=f"project-{Project.objects.count() + 1}")
+    return ProjectFactory()
 
 
 @pytest.fixture
 def make_key(db):
     def make(project: Project) -> str:
-        _, raw_key = ApiKey.objects.create_key(project=project, name="test")
-        return raw_key
+        return ApiKeyFactory(project=project).raw_key
 
     return make
 

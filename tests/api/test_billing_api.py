@@ -9,9 +9,9 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from credits_project import errors
 from customers.models import Project
 from ledger.services import settle_due
+from tests.support import assert_error
 
 pytestmark = pytest.mark.http
 
@@ -44,23 +44,6 @@ def item(account_id: str, amount, wallet: str = "default", source: str = "defaul
         "credit_type": wallet,
         "source": source,
         "amount": amount,
-    }
-
-
-def error(
-    response: httpx.Response, status: int, error_class: type[errors.ServiceError], details
-) -> None:
-    """Assert `response` is exactly the envelope of `error_class` with `details`."""
-    assert response.status_code == status, response.text
-    assert response.json() == {
-        "error": {
-            "message": error_class.message,
-            "type": error_class.type,
-            "code": error_class.code,
-            "details": details,
-            "retryable": False,
-            "request_id": response.headers["X-Request-Id"],
-        }
     }
 
 
@@ -174,7 +157,7 @@ def test_freeze_with_both_ttls_is_invalid_auto_settlement(http):
 
     response = freeze(http, unfreeze_after_seconds=60, consume_after_seconds=60)
 
-    error(response, 400, errors.InvalidAutoSettlement, {"field": "consume_after_seconds"})
+    assert_error(response, 400, "invalid_auto_settlement", {"field": "consume_after_seconds"})
     assert balance(http)["frozen"] == 0
 
 
@@ -200,7 +183,7 @@ def test_freeze_with_a_ttl_out_of_range_or_not_an_integer_is_invalid(http, field
 
     response = freeze(http, **{field: value})
 
-    error(response, 400, errors.InvalidAutoSettlementTtl, {"field": field, "maximum": maximum})
+    assert_error(response, 400, "invalid_auto_settlement_ttl", {"field": field, "maximum": maximum})
 
 
 def test_freeze_ttl_in_exponent_notation_is_not_an_integer(http):
@@ -212,10 +195,10 @@ def test_freeze_ttl_in_exponent_notation_is_not_an_integer(http):
         headers={"Content-Type": "application/json"},
     )
 
-    error(
+    assert_error(
         response,
         400,
-        errors.InvalidAutoSettlementTtl,
+        "invalid_auto_settlement_ttl",
         {"field": "consume_after_seconds", "maximum": 604_800},
     )
 
@@ -259,7 +242,7 @@ def test_invalid_wallet_restriction_is_invalid_credit_types(http, path, restrict
 
     response = post(http, path, body)
 
-    error(response, 400, errors.InvalidCreditTypes, {"field": field})
+    assert_error(response, 400, "invalid_credit_types", {"field": field})
     assert balance(http) == {"total": 100, "used": 0, "frozen": 0, "available": 100}
 
 
@@ -332,19 +315,57 @@ def test_charge_above_the_available_balance_is_insufficient_balance(http, path):
 
     response = post(http, path, body)
 
-    error(
+    assert_error(
         response,
         400,
-        errors.InsufficientBalance,
+        "insufficient_balance",
         {"requested": 500, "available": 20, "wallet": None},
     )
     assert balance(http) == {"total": 100, "used": 30, "frozen": 50, "available": 20}
-    error(
+    assert_error(
         http.get("/v1/billing/transactions/t1"),
         404,
-        errors.TransactionNotFound,
+        "transaction_not_found",
         {"transaction_id": "t1"},
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/billing/freeze", "/v1/billing/deduct"])
+def test_charge_of_one_micro_credit_above_available_is_refused_and_exactly_available_passes(
+    http, path
+):
+    deposit(http, 100)
+    ok(deduct(http, "spent", 30.5))
+    body = {"customer_id": "c1", "transaction_id": "t1"}
+
+    above = post(http, path, {**body, "amount": 69.500001})
+
+    assert_error(
+        above,
+        400,
+        "insufficient_balance",
+        {"requested": 69.500001, "available": 69.5, "wallet": None},
+    )
+    ok(post(http, path, {**body, "amount": 69.5}))
+    assert balance(http)["available"] == 0
+
+
+def test_consume_overage_of_one_micro_credit_above_available_is_refused_then_exact_passes(http):
+    deposit(http, 100)
+    ok(freeze(http, amount=40))
+    ok(deduct(http, "spent", 59.75))
+
+    above = consume(http, actual_amount=40.250001)
+
+    assert_error(
+        above,
+        400,
+        "insufficient_balance",
+        {"requested": 0.250001, "available": 0.25, "wallet": None},
+    )
+    assert balance(http) == {"total": 100, "used": 59.75, "frozen": 40, "available": 0.25}
+    assert ok(consume(http, actual_amount=40.25))["overage_amount"] == 0.25
+    assert balance(http) == {"total": 100, "used": 100, "frozen": 0, "available": 0}
 
 
 @pytest.mark.parametrize("path", ["/v1/billing/freeze", "/v1/billing/deduct"])
@@ -355,10 +376,10 @@ def test_charge_the_selected_wallets_cannot_cover_names_the_wallet(http, path):
 
     response = post(http, path, body)
 
-    error(
+    assert_error(
         response,
         400,
-        errors.InsufficientBalanceInSelectedCreditTypes,
+        "insufficient_balance_in_selected_credit_types",
         {"requested": 1, "available": 0.5, "wallet": "promo"},
     )
 
@@ -384,67 +405,69 @@ def test_charge_request_field_errors(http, path):
     deposit(http, 100)
     base = {"customer_id": "c1", "transaction_id": "t1", "amount": 1}
 
-    error(
+    assert_error(
         post(http, path, {**base, "customer_id": ""}),
         400,
-        errors.CustomerIdRequired,
+        "customer_id_required",
         {"field": "customer_id"},
     )
-    error(
+    assert_error(
         post(http, path, {**base, "transaction_id": None}),
         400,
-        errors.TransactionIdRequired,
+        "transaction_id_required",
         {"field": "transaction_id"},
     )
-    error(
+    assert_error(
         post(http, path, {**base, "amount": 0}),
         400,
-        errors.AmountMustBePositive,
+        "amount_must_be_positive",
         {"field": "amount"},
     )
-    error(post(http, path, {**base, "amount": "1"}), 400, errors.InvalidAmount, {"field": "amount"})
-    error(
+    assert_error(
+        post(http, path, {**base, "amount": "1"}), 400, "invalid_amount", {"field": "amount"}
+    )
+    assert_error(
         post(http, path, {**base, "business_type": "task"}),
         400,
-        errors.InvalidBusinessType,
+        "invalid_business_type",
         {"field": "business_type"},
     )
-    error(
+    assert_error(
         post(http, path, {**base, "customer_id": "nobody"}),
         404,
-        errors.CustomerNotFound,
+        "customer_not_found",
         {"customer_id": "nobody"},
     )
 
 
 @pytest.mark.parametrize("path", ["/v1/billing/consume", "/v1/billing/unfreeze"])
 def test_settlement_without_transaction_id_is_transaction_id_required(http, path):
-    error(post(http, path, {}), 400, errors.TransactionIdRequired, {"field": "transaction_id"})
-    error(
+    assert_error(post(http, path, {}), 400, "transaction_id_required", {"field": "transaction_id"})
+    assert_error(
         post(http, path, {"transaction_id": ""}),
         400,
-        errors.TransactionIdRequired,
+        "transaction_id_required",
         {"field": "transaction_id"},
     )
 
 
 @pytest.mark.parametrize(
-    ("actual_amount", "error_class"),
+    ("actual_amount", "code"),
     [
-        (-1, errors.ActualAmountMustBeNonNegative),
-        (-0.000001, errors.ActualAmountMustBeNonNegative),
-        ("5", errors.InvalidAmount),
-        (0.0000001, errors.InvalidAmount),
-        (False, errors.InvalidAmount),
+        (-1, "actual_amount_must_be_non_negative"),
+        (-0.000001, "actual_amount_must_be_non_negative"),
+        ("5", "invalid_amount"),
+        (0.0000001, "invalid_amount"),
+        (False, "invalid_amount"),
     ],
 )
-def test_consume_with_an_invalid_actual_amount_is_rejected(http, actual_amount, error_class):
+def test_consume_with_an_invalid_actual_amount_is_rejected(http, actual_amount, code):
     deposit(http, 100)
     ok(freeze(http, amount=10))
 
     response = consume(http, actual_amount=actual_amount)
 
-    error(response, 400, error_class, {"field": "actual_amount"})
+    assert_error(response, 400, code, {"field": "actual_amount"})
     assert balance(http)["frozen"] == 10
 
 
@@ -530,10 +553,10 @@ def test_consume_with_an_overage_nothing_can_cover_fails_and_keeps_the_freeze(ht
 
     response = consume(http, actual_amount=20)
 
-    error(
+    assert_error(
         response,
         400,
-        errors.InsufficientBalance,
+        "insufficient_balance",
         {"requested": 12, "available": 2, "wallet": None},
     )
     assert balance(http) == {"total": 10, "used": 0, "frozen": 8, "available": 2}
@@ -551,7 +574,7 @@ def test_consume_after_consume_replays_and_another_amount_conflicts(http):
 
     for response in replays:
         assert ok(response) == {**original, "is_idempotent_replay": True}
-    error(conflict, 409, errors.IdempotencyConflict, {"field": "actual_amount"})
+    assert_error(conflict, 409, "idempotency_conflict", {"field": "actual_amount"})
     assert balance(http) == {"total": 100, "used": 4, "frozen": 0, "available": 96}
 
 
@@ -595,24 +618,28 @@ def test_unfreeze_returns_the_whole_freeze_and_replays_on_repeat(http):
 def test_settling_an_unknown_transaction_or_a_deposit_key_is_rejected(http):
     deposit(http, 100, idempotency_key="dep-1")
 
-    error(consume(http, "nope"), 400, errors.NoConsumableFreezeRecords, {"transaction_id": "nope"})
-    error(unfreeze(http, "nope"), 400, errors.NoUnfreezableRecords, {"transaction_id": "nope"})
-    error(
-        consume(http, "dep-1"), 400, errors.NoConsumableFreezeRecords, {"transaction_id": "dep-1"}
+    assert_error(
+        consume(http, "nope"), 400, "no_consumable_freeze_records", {"transaction_id": "nope"}
     )
-    error(unfreeze(http, "dep-1"), 400, errors.NoUnfreezableRecords, {"transaction_id": "dep-1"})
+    assert_error(unfreeze(http, "nope"), 400, "no_unfreezable_records", {"transaction_id": "nope"})
+    assert_error(
+        consume(http, "dep-1"), 400, "no_consumable_freeze_records", {"transaction_id": "dep-1"}
+    )
+    assert_error(
+        unfreeze(http, "dep-1"), 400, "no_unfreezable_records", {"transaction_id": "dep-1"}
+    )
 
 
 def test_settling_another_projects_freeze_is_as_if_unknown(http, other_http):
     deposit(other_http, 100)
     ok(freeze(other_http))
 
-    error(consume(http), 400, errors.NoConsumableFreezeRecords, {"transaction_id": "job"})
-    error(unfreeze(http), 400, errors.NoUnfreezableRecords, {"transaction_id": "job"})
-    error(
+    assert_error(consume(http), 400, "no_consumable_freeze_records", {"transaction_id": "job"})
+    assert_error(unfreeze(http), 400, "no_unfreezable_records", {"transaction_id": "job"})
+    assert_error(
         http.get("/v1/billing/transactions/job"),
         404,
-        errors.TransactionNotFound,
+        "transaction_not_found",
         {"transaction_id": "job"},
     )
     assert balance(other_http)["frozen"] == 10
@@ -622,10 +649,12 @@ def test_settling_a_deducts_id_is_rejected_as_no_freeze(http):
     deposit(http, 100)
     ok(deduct(http, "order"))
 
-    error(
-        consume(http, "order"), 400, errors.NoConsumableFreezeRecords, {"transaction_id": "order"}
+    assert_error(
+        consume(http, "order"), 400, "no_consumable_freeze_records", {"transaction_id": "order"}
     )
-    error(unfreeze(http, "order"), 400, errors.NoUnfreezableRecords, {"transaction_id": "order"})
+    assert_error(
+        unfreeze(http, "order"), 400, "no_unfreezable_records", {"transaction_id": "order"}
+    )
     assert balance(http)["used"] == 10
 
 
@@ -634,7 +663,7 @@ def test_consume_after_a_client_unfreeze_is_no_consumable_freeze_records(http):
     ok(freeze(http))
     ok(unfreeze(http))
 
-    error(consume(http), 400, errors.NoConsumableFreezeRecords, {"transaction_id": "job"})
+    assert_error(consume(http), 400, "no_consumable_freeze_records", {"transaction_id": "job"})
 
 
 def test_unfreeze_after_consume_is_freeze_records_already_consumed(http):
@@ -642,7 +671,7 @@ def test_unfreeze_after_consume_is_freeze_records_already_consumed(http):
     ok(freeze(http))
     ok(consume(http, actual_amount=3))
 
-    error(unfreeze(http), 400, errors.FreezeRecordsAlreadyConsumed, {"transaction_id": "job"})
+    assert_error(unfreeze(http), 400, "freeze_records_already_consumed", {"transaction_id": "job"})
     assert balance(http) == {"total": 100, "used": 3, "frozen": 0, "available": 97}
 
 
@@ -651,7 +680,7 @@ def test_consume_after_the_scheduler_unfroze_is_freeze_auto_unfrozen(http):
     ok(freeze(http, unfreeze_after_seconds=60))
     assert settle_due(now=timezone.now() + dt.timedelta(minutes=2)) == 1
 
-    error(consume(http), 400, errors.FreezeAutoUnfrozen, {"transaction_id": "job"})
+    assert_error(consume(http), 400, "freeze_auto_unfrozen", {"transaction_id": "job"})
     assert ok(unfreeze(http))["is_idempotent_replay"] is True
 
 
@@ -704,7 +733,7 @@ def test_repeated_charge_with_other_parameters_is_an_idempotency_conflict(http, 
 
     response = post(http, path, {**body, **changed})
 
-    error(response, 409, errors.IdempotencyConflict, {"field": "transaction_id"})
+    assert_error(response, 409, "idempotency_conflict", {"field": "transaction_id"})
     assert balance(http)["available"] == 90
 
 
@@ -712,19 +741,19 @@ def test_freeze_repeated_with_another_ttl_is_an_idempotency_conflict(http):
     deposit(http, 100)
     ok(freeze(http, unfreeze_after_seconds=60))
 
-    error(
+    assert_error(
         freeze(http, unfreeze_after_seconds=61),
         409,
-        errors.IdempotencyConflict,
+        "idempotency_conflict",
         {"field": "transaction_id"},
     )
-    error(
+    assert_error(
         freeze(http, consume_after_seconds=60),
         409,
-        errors.IdempotencyConflict,
+        "idempotency_conflict",
         {"field": "transaction_id"},
     )
-    error(freeze(http), 409, errors.IdempotencyConflict, {"field": "transaction_id"})
+    assert_error(freeze(http), 409, "idempotency_conflict", {"field": "transaction_id"})
 
 
 @pytest.mark.parametrize("path", ["/v1/billing/freeze", "/v1/billing/deduct"])
@@ -736,7 +765,7 @@ def test_charge_id_of_another_customer_is_a_transaction_conflict(http, path):
 
     response = post(http, path, {**body, "customer_id": "bob"})
 
-    error(response, 409, errors.TransactionConflict, {"field": "transaction_id"})
+    assert_error(response, 409, "transaction_conflict", {"field": "transaction_id"})
     assert balance(http, "bob")["available"] == 100
 
 
@@ -745,8 +774,8 @@ def test_freeze_with_a_deducts_id_and_deduct_with_a_freezes_id_are_transaction_c
     ok(deduct(http, "order"))
     ok(freeze(http, "job"))
 
-    error(freeze(http, "order"), 409, errors.TransactionConflict, {"field": "transaction_id"})
-    error(deduct(http, "job"), 409, errors.TransactionConflict, {"field": "transaction_id"})
+    assert_error(freeze(http, "order"), 409, "transaction_conflict", {"field": "transaction_id"})
+    assert_error(deduct(http, "job"), 409, "transaction_conflict", {"field": "transaction_id"})
     assert balance(http) == {"total": 100, "used": 10, "frozen": 10, "available": 80}
 
 
@@ -767,16 +796,16 @@ def test_charge_ids_are_separate_per_project(http, other_http):
 def test_reading_an_unknown_transaction_is_transaction_not_found(http):
     deposit(http, 100, idempotency_key="dep-1")
 
-    error(
+    assert_error(
         http.get("/v1/billing/transactions/nope"),
         404,
-        errors.TransactionNotFound,
+        "transaction_not_found",
         {"transaction_id": "nope"},
     )
-    error(
+    assert_error(
         http.get("/v1/billing/transactions/dep-1"),
         404,
-        errors.TransactionNotFound,
+        "transaction_not_found",
         {"transaction_id": "dep-1"},
     )
 

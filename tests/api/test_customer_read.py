@@ -12,28 +12,18 @@ from django.utils import timezone
 from customers.models import Project
 from ledger import services
 from ledger.models import CreditAccount
+from tests.support import deposit
 
 pytestmark = pytest.mark.django_db
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+SECOND = dt.timedelta(seconds=1)
 FAR_FUTURE = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def api(api_key) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
-
-
-def deposit(project, amount, *, seconds: int = 0, customer_id: str = "c1", **kwargs) -> str:
-    result = services.deposit(
-        project=project,
-        customer_id=customer_id,
-        amount=Decimal(amount),
-        actor="test",
-        now=T0 + dt.timedelta(seconds=seconds),
-        **kwargs,
-    )
-    return result.account_id
 
 
 def counters(total, used=0, frozen=0) -> dict:
@@ -67,18 +57,22 @@ def test_customer_view_has_profile_balance_open_accounts_and_sorted_wallets(api,
     a1 = deposit(
         project,
         1000,
-        seconds=1,
+        now=T0 + 1 * SECOND,
         profile=services.Profile(
             name="Alice", email="a@x.com", metadata={"plan": "pro", "limits": {"rpm": 60}}
         ),
-    )
-    a2 = deposit(project, 500, seconds=2, source="free_trial", expires_at=FAR_FUTURE)
-    a3 = deposit(project, 200, seconds=3, wallet="alpha")
-    a4 = deposit(project, 300, seconds=4, wallet="alpha")
-    deposit(project, 50, seconds=5, wallet="spent")
-    deposit(project, 700, seconds=6, starts_at=FAR_FUTURE)  # not started: left out
-    deposit(project, 400, seconds=7, expires_at=T0 + dt.timedelta(days=1))  # expired: left out
-    deposit(project, 9, seconds=8, customer_id="someone-else")
+    ).account_id
+    a2 = deposit(
+        project, 500, now=T0 + 2 * SECOND, source="free_trial", expires_at=FAR_FUTURE
+    ).account_id
+    a3 = deposit(project, 200, now=T0 + 3 * SECOND, wallet="alpha").account_id
+    a4 = deposit(project, 300, now=T0 + 4 * SECOND, wallet="alpha").account_id
+    deposit(project, 50, now=T0 + 5 * SECOND, wallet="spent")
+    deposit(project, 700, now=T0 + 6 * SECOND, starts_at=FAR_FUTURE)  # not started: left out
+    deposit(
+        project, 400, now=T0 + 7 * SECOND, expires_at=T0 + dt.timedelta(days=1)
+    )  # expired: left out
+    deposit(project, 9, now=T0 + 8 * SECOND, customer_id="someone-else")
     services.deduct(
         project=project,
         customer_id="c1",
@@ -134,10 +128,10 @@ def test_customer_view_has_profile_balance_open_accounts_and_sorted_wallets(api,
 
 def test_sources_group_accounts_by_source_and_validity_window(api, project):
     window = {"starts_at": T0, "expires_at": FAR_FUTURE}
-    deposit(project, 1, seconds=1, source="trial", **window)
-    deposit(project, 2, seconds=2, source="trial")
-    deposit(project, 4, seconds=3, source="trial", **window)
-    deposit(project, 8, seconds=4, source="paid")
+    deposit(project, 1, now=T0 + 1 * SECOND, source="trial", **window)
+    deposit(project, 2, now=T0 + 2 * SECOND, source="trial")
+    deposit(project, 4, now=T0 + 3 * SECOND, source="trial", **window)
+    deposit(project, 8, now=T0 + 4 * SECOND, source="paid")
 
     wallet = api.get("/v1/customers/c1").json()["wallets"]["default"]
 
@@ -163,10 +157,8 @@ def test_customer_with_only_inactive_accounts_has_zero_balance_and_no_wallets(ap
 
 
 def test_account_counts_from_the_moment_it_starts_without_any_background_job(api, project):
-    starts_at = timezone.now() + dt.timedelta(seconds=2)
-    services.deposit(
-        project=project, customer_id="c1", amount=Decimal(3), actor="test", starts_at=starts_at
-    )
+    starts_at = timezone.now() + 2 * SECOND
+    deposit(project, 3, starts_at=starts_at)
     assert api.get("/v1/customers/c1").json()["balance"] == counters(0)
     assert timezone.now() < starts_at  # the read above really happened before the start
 

@@ -12,6 +12,7 @@ from django.test import Client
 
 from customers.models import Customer
 from ledger.models import CreditAccount
+from tests.support import envelope
 
 pytestmark = pytest.mark.django_db
 
@@ -19,36 +20,11 @@ DEPOSIT = "/v1/customers/deposit"
 LIMIT = 64 * 1024
 GENERATED_REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
 
-MESSAGES = {
-    "invalid_json": "the request body must be a JSON object",
-    "invalid_request": "invalid request",
-    "not_found": "no such route",
-    "method_not_allowed": "method not allowed on this route",
-    "request_too_large": "request body too large",
-    "unsupported_media_type": "request body must be sent as application/json",
-    "customer_id_required": "customer_id is required",
-    "server_error": "internal server error",
-}
-TYPES = {"not_found": "not_found", "server_error": "server_error"}
-
 
 @pytest.fixture
 def api(api_key) -> Client:
     # API clients send no CSRF token: check that nothing under /v1/ asks for one.
     return Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {api_key}")
-
-
-def envelope(response, code: str, details=None) -> dict:
-    return {
-        "error": {
-            "message": MESSAGES[code],
-            "type": TYPES.get(code, "bad_request"),
-            "code": code,
-            "details": details,
-            "retryable": code == "server_error",
-            "request_id": response.headers["X-Request-Id"],
-        }
-    }
 
 
 def post_raw(api: Client, raw: bytes | str, content_type: str = "application/json"):
@@ -552,6 +528,20 @@ def test_docs_page_is_html_whose_assets_are_served_locally(http):
         fetched = http.get(asset, headers={"Authorization": ""})
         assert (asset, fetched.status_code) == (asset, 200)
         assert len(fetched.content) > 0
+
+
+@pytest.mark.parametrize("address", ["/", "/docs/"])
+def test_the_service_root_and_the_docs_with_a_slash_lead_to_the_docs(http, address):
+    response = http.get(address, headers={"Authorization": ""})
+
+    assert (response.status_code, response.headers["Location"]) == (302, "/docs")
+
+
+def test_schema_components_are_named_once_without_a_doubled_suffix(http):
+    names = set(http.get("/v1/openapi.json").json()["components"]["schemas"])
+
+    assert {"DepositRequest", "DeductRequest", "DepositResult", "CustomerBalance"} <= names
+    assert not [name for name in names if name.endswith("RequestRequest")]
 
 
 @pytest.mark.parametrize("debug", [False, True])

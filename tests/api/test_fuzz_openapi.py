@@ -15,7 +15,10 @@ CHECKS = [
     "response_headers_conformance",
     "negative_data_rejection",
 ]
-TIME_BUDGET_SECONDS = 180
+# Bounded by the number of examples, not by time, so a slow machine tests just as much; the
+# timeout only stops a hung run.
+MAX_EXAMPLES = 50
+HANG_TIMEOUT_SECONDS = 900
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,9 +31,7 @@ def test_schemathesis_finds_no_contract_violation(service, api_key, tmp_path: Pa
         "--checks",
         ",".join(CHECKS),
         "--max-examples",
-        "50",
-        "--max-time",
-        str(TIME_BUDGET_SECONDS),
+        str(MAX_EXAMPLES),
         "--seed",
         "20261126",
         "--generation-deterministic",
@@ -43,7 +44,7 @@ def test_schemathesis_finds_no_contract_violation(service, api_key, tmp_path: Pa
         "--no-color",
     ]
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=TIME_BUDGET_SECONDS + 60, cwd=tmp_path
+        command, capture_output=True, text=True, timeout=HANG_TIMEOUT_SECONDS, cwd=tmp_path
     )
     report = result.stdout + result.stderr
     print(report)

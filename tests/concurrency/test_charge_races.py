@@ -27,6 +27,7 @@ from credits_project.api.json import loads
 from ledger import services
 from ledger.consistency import find_inconsistencies
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
+from tests.support import deposit
 
 pytestmark = [pytest.mark.http, pytest.mark.django_db(transaction=True)]
 
@@ -146,12 +147,6 @@ def parse(response: httpx.Response) -> dict[str, Any]:
         return {"unparsed": response.text[:500]}
 
 
-def deposit(project, customer_id: str, amount: int) -> str:
-    return services.deposit(
-        project=project, customer_id=customer_id, amount=Decimal(amount), actor=ACTOR
-    ).account_id
-
-
 def freeze(project, customer_id: str, transaction_id: str, amount: int, **ttl: int) -> None:
     services.freeze(
         project=project,
@@ -208,7 +203,7 @@ def test_concurrent_one_credit_deductions_succeed_exactly_as_often_as_the_balanc
 ):
     postgres = connection.vendor == "postgresql"
     balance, attempts, threads = (500, 1000, 20) if postgres else (200, 400, 20)
-    account_id = deposit(project, "load", balance)
+    account_id = deposit(project, balance, customer_id="load").account_id
     requests = [
         ("/v1/billing/deduct", {"customer_id": "load", "transaction_id": f"d{n}", "amount": 1})
         for n in range(attempts)
@@ -244,7 +239,7 @@ def test_concurrent_one_credit_deductions_succeed_exactly_as_often_as_the_balanc
 def test_sixteen_identical_concurrent_freezes_execute_once_and_replay_fifteen_times(
     service, project, api_key
 ):
-    account_id = deposit(project, "alice", 100)
+    account_id = deposit(project, 100, customer_id="alice").account_id
     body = {"customer_id": "alice", "transaction_id": "job-1", "amount": 40}
 
     run = post_together(service, api_key, [("/v1/billing/freeze", body)] * 16, threads=16)
@@ -278,7 +273,7 @@ def test_sixteen_identical_concurrent_freezes_execute_once_and_replay_fifteen_ti
 def test_racing_consumes_and_unfreezes_of_one_freeze_settle_it_exactly_once(
     service, project, api_key
 ):
-    account_id = deposit(project, "bob", 100)
+    account_id = deposit(project, 100, customer_id="bob").account_id
     freeze(project, "bob", "job-2", 40)
     consume = ("/v1/billing/consume", {"transaction_id": "job-2", "actual_amount": 25})
     unfreeze = ("/v1/billing/unfreeze", {"transaction_id": "job-2"})
@@ -337,7 +332,9 @@ def test_scheduler_and_clients_racing_on_due_freezes_settle_each_freeze_exactly_
     service, project, api_key
 ):
     customers = [f"cust-{k}" for k in range(5)]
-    accounts = {customer: deposit(project, customer, 1000) for customer in customers}
+    accounts = {
+        customer: deposit(project, 1000, customer_id=customer).account_id for customer in customers
+    }
     freezes = {}  # transaction id -> (customer, auto-settlement kind)
     for n in range(30):
         customer = customers[n % len(customers)]

@@ -16,9 +16,9 @@ from django.db import connections
 
 from credits_project.errors import TransactionConflict
 from customers.models import Customer
-from ledger import services
 from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
+from tests.support import deposit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,20 +50,13 @@ def run_together(work: Callable[[int], Any], count: int = THREADS) -> list[Any]:
     return results
 
 
-def deposit(project, customer_id: str, key: str | None, amount: int = 10) -> dict[str, Any]:
-    result = services.deposit(
-        project=project,
-        customer_id=customer_id,
-        amount=Decimal(amount),
-        actor="test:races",
-        idempotency_key=key,
-    )
-    return render(result)
-
-
 def test_concurrent_deposits_with_one_key_make_one_account_and_fifteen_replays(project):
 
-    results = run_together(lambda _: deposit(project, "new-customer", "same-key"))
+    results = run_together(
+        lambda _: render(
+            deposit(project, 10, customer_id="new-customer", idempotency_key="same-key")
+        )
+    )
 
     assert [r for r in results if isinstance(r, Exception)] == []
     assert sorted(r["is_idempotent_replay"] for r in results) == [False] + [True] * 15
@@ -76,7 +69,11 @@ def test_concurrent_deposits_with_one_key_make_one_account_and_fifteen_replays(p
 
 def test_concurrent_deposits_with_different_keys_to_a_new_customer_make_one_customer(project):
 
-    results = run_together(lambda i: deposit(project, "new-customer", f"key-{i}", amount=i + 1))
+    results = run_together(
+        lambda i: render(
+            deposit(project, i + 1, customer_id="new-customer", idempotency_key=f"key-{i}")
+        )
+    )
 
     assert [r for r in results if isinstance(r, Exception)] == []
     assert [r["is_idempotent_replay"] for r in results] == [False] * THREADS
@@ -91,7 +88,11 @@ def test_concurrent_deposits_with_different_keys_to_a_new_customer_make_one_cust
 
 def test_concurrent_deposits_with_one_key_for_different_customers_succeed_once(project):
 
-    results = run_together(lambda i: deposit(project, f"customer-{i}", "shared-key"))
+    results = run_together(
+        lambda i: render(
+            deposit(project, 10, customer_id=f"customer-{i}", idempotency_key="shared-key")
+        )
+    )
 
     successes = [r for r in results if isinstance(r, dict)]
     conflicts = [r for r in results if isinstance(r, TransactionConflict)]

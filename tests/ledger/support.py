@@ -9,15 +9,11 @@ from credits_project.api.json import dumps, loads
 from customers.models import Project
 from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry
-from ledger.services import deposit, freeze
+from ledger.services import freeze
+from tests.support import DAY, T0, deposit
 
 ACTOR = "api_key:test"
 """The actor the tests' charges and settlements are made as."""
-
-T0 = dt.datetime(2026, 4, 7, 12, 0, tzinfo=dt.UTC)
-"""The tests' "now": charges happen at T0, grants a day before."""
-
-DAY = dt.timedelta(days=1)
 
 
 def grant(
@@ -28,16 +24,10 @@ def grant(
     now: dt.datetime = T0 - DAY,
     **fields,
 ) -> str:
-    """Deposit through the real service; returns the new account's id."""
-    result = deposit(
-        project=project,
-        customer_id=customer_id,
-        amount=Decimal(amount),
-        actor="operator:setup",
-        now=now,
-        **fields,
-    )
-    return result.account_id
+    """Deposit a day before the tests' "now" (T0, when they charge); returns the account's id."""
+    return deposit(
+        project, amount, customer_id=customer_id, actor="operator:setup", now=now, **fields
+    ).account_id
 
 
 def hold(project: Project, transaction_id: str, amount: int | str, **kwargs) -> dict:

@@ -5,15 +5,15 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from ledger import services
 from ledger.models import LedgerEntry
+from tests.support import deposit
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def grant(project) -> LedgerEntry:
-    services.deposit(project=project, customer_id="c1", amount=Decimal(10), actor="test")
+    deposit(project, 10)
     return LedgerEntry.objects.get()
 
 

@@ -12,6 +12,7 @@ from django.test import Client
 from ledger import services
 from ledger.models import LedgerEntry
 from ledger.selectors.ledger_pages import CURSOR_SALT
+from tests.support import deposit
 
 pytestmark = pytest.mark.django_db
 
@@ -42,16 +43,10 @@ def walk(client: Client, customer_id: str, limit: int, **filters) -> list[str]:
     raise AssertionError("walk did not end")
 
 
-def deposit(project, customer_id="c1", amount=10, **kwargs):
-    return services.deposit(
-        project=project, customer_id=customer_id, amount=Decimal(amount), actor="test", **kwargs
-    )
-
-
 def test_entries_come_newest_first_with_every_field(client, project):
     deposit(
         project,
-        amount=100,
+        100,
         idempotency_key="dep-1",
         business_type="ORDER",
         description="top-up",
@@ -110,11 +105,11 @@ def test_entries_come_newest_first_with_every_field(client, project):
 
 def test_status_tells_pending_active_and_expired_accounts(client, project):
     now = dt.datetime.now(dt.UTC)
-    deposit(project, amount=1, starts_at=now + dt.timedelta(days=1))
-    deposit(project, amount=2)
+    deposit(project, 1, starts_at=now + dt.timedelta(days=1))
+    deposit(project, 2)
     deposit(
         project,
-        amount=3,
+        3,
         starts_at=now - dt.timedelta(days=2),
         expires_at=now - dt.timedelta(days=1),
     )
@@ -130,9 +125,7 @@ def test_status_tells_pending_active_and_expired_accounts(client, project):
 
 
 def test_expire_entries_carry_the_grant_business_type_and_no_transaction(client, project):
-    deposit(
-        project, amount=5, business_type="FREE_TRIAL", expires_at=T0 + dt.timedelta(days=1), now=T0
-    )
+    deposit(project, 5, business_type="FREE_TRIAL", expires_at=T0 + dt.timedelta(days=1), now=T0)
     services.expire_due(now=T0 + dt.timedelta(days=2))
 
     status, page = ledger(client, "c1", operation_type="EXPIRE")
@@ -151,7 +144,7 @@ def test_expire_entries_carry_the_grant_business_type_and_no_transaction(client,
 
 def test_operation_type_filter_counts_and_deposit_is_an_alias_of_grant(client, project):
     for _ in range(3):
-        deposit(project)
+        deposit(project, 10)
     services.deduct(
         project=project, customer_id="c1", transaction_id="d1", amount=Decimal(15), actor="test"
     )
@@ -169,7 +162,7 @@ def test_operation_type_filter_counts_and_deposit_is_an_alias_of_grant(client, p
 
 
 def test_transaction_id_filter_returns_only_that_transactions_entries(client, project):
-    deposit(project, amount=100)
+    deposit(project, 100)
     services.freeze(
         project=project, customer_id="c1", transaction_id="f1", amount=Decimal(5), actor="test"
     )
@@ -189,7 +182,7 @@ def test_transaction_id_filter_returns_only_that_transactions_entries(client, pr
 
 
 def test_a_walk_over_1000_entries_with_one_timestamp_returns_each_exactly_once(client, project):
-    deposit(project, amount=1, now=T0)
+    deposit(project, 1, now=T0)
     customer = project.customers.get()
     account = customer.accounts.get()
     LedgerEntry.objects.bulk_create(
@@ -215,7 +208,7 @@ def test_a_walk_over_1000_entries_with_one_timestamp_returns_each_exactly_once(c
 
 def test_entries_added_during_a_walk_never_repeat_or_skip_existing_ones(client, project):
     for i in range(25):
-        deposit(project, amount=1, now=T0 + dt.timedelta(seconds=i // 5))
+        deposit(project, 1, now=T0 + dt.timedelta(seconds=i // 5))
     existing = set(walk(client, "c1", limit=100))
 
     seen, cursor = [], None
@@ -225,8 +218,8 @@ def test_entries_added_during_a_walk_never_repeat_or_skip_existing_ones(client, 
         assert status == 200
         seen += [item["id"] for item in page["items"]]
         # New entries keep arriving, some with a timestamp equal to ones already walked.
-        deposit(project, amount=1, now=T0 + dt.timedelta(seconds=step % 3))
-        deposit(project, amount=1)
+        deposit(project, 1, now=T0 + dt.timedelta(seconds=step % 3))
+        deposit(project, 1)
         if not page["has_more"]:
             break
         cursor = page["next_cursor"]
@@ -237,7 +230,7 @@ def test_entries_added_during_a_walk_never_repeat_or_skip_existing_ones(client, 
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "", "1e2", "٣"])
 def test_a_limit_outside_1_to_100_is_invalid(client, project, limit):
-    deposit(project)
+    deposit(project, 10)
 
     status, body = ledger(client, "c1", limit=limit)
 
@@ -247,13 +240,13 @@ def test_a_limit_outside_1_to_100_is_invalid(client, project, limit):
 
 
 def test_limit_bounds_are_accepted(client, project):
-    deposit(project)
+    deposit(project, 10)
     assert ledger(client, "c1", limit="1")[0] == 200
     assert ledger(client, "c1", limit="100")[0] == 200
 
 
 def test_an_unknown_operation_type_is_invalid(client, project):
-    deposit(project)
+    deposit(project, 10)
 
     status, body = ledger(client, "c1", operation_type="grant")
 
@@ -268,8 +261,8 @@ def cursor_for(client, customer_id, **filters) -> str:
 
 def test_a_forged_corrupted_or_foreign_cursor_is_invalid(client, project):
     for customer_id in ("c1", "c2"):
-        deposit(project, customer_id=customer_id)
-        deposit(project, customer_id=customer_id)
+        deposit(project, 10, customer_id=customer_id)
+        deposit(project, 10, customer_id=customer_id)
     good = cursor_for(client, "c1")
     forged = signing.dumps(
         [[1, None, None], ["2026-01-01T00:00:00+00:00", 10**9]], salt="wrong-salt"
@@ -290,7 +283,7 @@ def test_a_forged_corrupted_or_foreign_cursor_is_invalid(client, project):
 
 
 def test_a_cursor_with_a_well_signed_but_malformed_payload_is_invalid(client, project):
-    deposit(project)
+    deposit(project, 10)
     customer = project.customers.get()
     for payload in (
         [[customer.pk, None, None], ["not a date", 1]],
@@ -307,7 +300,7 @@ def test_another_projects_customer_is_not_found(client, project, make_key):
     from customers.models import Project
 
     other = Project.objects.create(name="other")
-    deposit(other, customer_id="theirs")
+    deposit(other, 10, customer_id="theirs")
 
     status, body = ledger(client, "theirs")
 
@@ -318,7 +311,7 @@ def test_the_ledger_read_costs_a_constant_number_of_queries(
     client, project, django_assert_max_num_queries
 ):
     for i in range(60):
-        deposit(project, amount=1, now=T0 + dt.timedelta(seconds=i))
+        deposit(project, 1, now=T0 + dt.timedelta(seconds=i))
     client.get("/v1/health")  # makes the key's last_used_at fresh
     cursor = cursor_for(client, "c1")
 
@@ -328,8 +321,8 @@ def test_the_ledger_read_costs_a_constant_number_of_queries(
 
 
 def test_total_count_is_read_from_trigger_kept_counters(client, project):
-    deposit(project)
-    deposit(project)
+    deposit(project, 10)
+    deposit(project, 10)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT operation_type, entries FROM ledger_ledgercounter c "

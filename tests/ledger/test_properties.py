@@ -180,6 +180,8 @@ class Refusal:
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    covered_overages = 0  # consumes above a freeze that succeeded, over all runs
+
     def __init__(self) -> None:
         super().__init__()
         self.savepoint = transaction.atomic()
@@ -434,13 +436,14 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         action=st.sampled_from(["consume", "unfreeze"]),
-        mode=st.sampled_from(["default", "zero", "under", "equal", "over"]),
+        mode=st.sampled_from(["default", "zero", "under", "equal", "over", "over_covered"]),
         percent=st.integers(1, 99),
         extra=charge_amounts,
     )
     def settle(self, data, action, mode, percent, extra):
-        """Consume (by default all, none, under, exactly or over the frozen amount) or unfreeze
-        a freeze in any state, a deduct, or an id never used."""
+        """Consume (by default all, none, under, exactly or over the frozen amount, or over it
+        by part of what the customer has available) or unfreeze a freeze in any state, a
+        deduct, or an id never used."""
         transaction_id, charge = self.settlement_target(data)
         if action == "unfreeze":
             self.unfreeze(transaction_id)
@@ -453,8 +456,16 @@ class LedgerMachine(RuleBasedStateMachine):
                 "under": (charge.amount * percent / 100).quantize(MICRO, rounding=ROUND_DOWN),
                 "equal": charge.amount,
                 "over": charge.amount + extra,
+                "over_covered": charge.amount + self.part_of_available(charge, percent),
             }[mode]
         self.consume(transaction_id, actual_amount)
+
+    def part_of_available(self, charge: Charge, percent: int) -> Decimal:
+        """`percent` of what the charge's wallets have available now, at least one micro-credit:
+        an overage that the balance can cover (unless nothing is left)."""
+        accounts = self.spendable(charge.customer, charge.wallets)
+        available = sum((a.available for a in accounts), ZERO)
+        return max((available * percent / 100).quantize(MICRO, rounding=ROUND_DOWN), MICRO)
 
     def consume(self, transaction_id: str, actual_amount: Decimal | None) -> None:
         charge = self.charges.get(transaction_id)
@@ -482,6 +493,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.assert_refused(response, error, expected)
             else:
                 self.assert_succeeded(response, error, expected)
+                if "overage_amount" in expected:
+                    LedgerMachine.covered_overages += 1
 
     def settle_by_consume(
         self, charge: Charge, actual_amount: Decimal | None, settled_by: str
@@ -720,7 +733,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
 @pytest.mark.django_db
 def test_services_agree_with_an_in_memory_model_of_the_ledger():
+    LedgerMachine.covered_overages = 0
+
     run_state_machine_as_test(LedgerMachine)
+
+    # The search reached the path where a consume draws more than its freeze held.
+    assert LedgerMachine.covered_overages > 0
 
 
 # Sequences the bounded random search reaches only now and then, replayed on the same model:
