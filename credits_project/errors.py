@@ -85,6 +85,11 @@ class ActualAmountMustBeNonNegative(FieldError):
     message = "actual_amount must be zero or a positive number"
 
 
+class InvalidAsOf(FieldError):
+    code = "invalid_as_of"
+    message = "as_of must be an ISO-8601 datetime with a timezone, not in the future"
+
+
 class InvalidStartsAt(FieldError):
     code = "invalid_starts_at"
     message = "starts_at must be an ISO-8601 datetime with a timezone"

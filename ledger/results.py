@@ -165,6 +165,18 @@ class CustomerBalance:
 
 
 @dataclass(frozen=True, slots=True)
+class QuoteResult:
+    """What a deduct of `amount` would draw, in order, and the balance before and after it."""
+
+    customer_id: str
+    amount: Decimal
+    quote_details: list[Detail]
+    balance_before: Counters
+    balance_after: Counters
+    quoted_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerItem:
     id: str
     operation_type: Literal["GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"]

@@ -30,6 +30,10 @@ ERRORS = {
         "bad_request",
         "actual_amount must be zero or a positive number",
     ),
+    "invalid_as_of": (
+        "bad_request",
+        "as_of must be an ISO-8601 datetime with a timezone, not in the future",
+    ),
     "invalid_starts_at": ("bad_request", "starts_at must be an ISO-8601 datetime with a timezone"),
     "invalid_expires_at": (
         "bad_request",

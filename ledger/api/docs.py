@@ -34,6 +34,7 @@ ERRORS = {
     }.items()
 }
 READ_ERRORS = {status: ERRORS[status] for status in (400, 401, 404, 429, 500, 503)}
+QUOTE_ERRORS = {status: error for status, error in ERRORS.items() if status != 409}
 
 CUSTOMER_ID = OpenApiParameter(
     "customer_id",

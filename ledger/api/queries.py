@@ -1,10 +1,13 @@
-"""Query parameters of the ledger read, checked by the contract's rules."""
+"""Query parameters of the customer and ledger reads, checked by the contract's rules."""
+
+import datetime as dt
 
 from django.http import QueryDict
+from django.utils import timezone
 
 from credits_project.api.json import first_bad_string
-from credits_project.errors import InvalidLimit, InvalidOperationType, InvalidRequest
-from ledger.api.fields import IdField
+from credits_project.errors import InvalidAsOf, InvalidLimit, InvalidOperationType, InvalidRequest
+from ledger.api.fields import IdField, InstantField
 from ledger.models import OperationType
 
 MAX_LIMIT = 100
@@ -50,3 +53,16 @@ def parse_transaction_id(raw: str | None) -> str | None:
     field = IdField()
     field.field_name = "transaction_id"
     return field.parse(raw)
+
+
+def parse_as_of(query: QueryDict) -> dt.datetime | None:
+    """The instant a customer read is asked for (`as_of`), at most now; None when not sent."""
+    raw = query.get("as_of")
+    if raw is None:
+        return None
+    field = InstantField(error=InvalidAsOf)
+    field.field_name = "as_of"
+    as_of = field.parse(raw)
+    if as_of > timezone.now():
+        raise InvalidAsOf("as_of")
+    return as_of

@@ -108,6 +108,12 @@ class DeductRequestSerializer(RequestSerializer):
         return data
 
 
+class QuoteRequestSerializer(DeductRequestSerializer):
+    """A deduct's body without its `transaction_id`: nothing is recorded under an id."""
+
+    transaction_id = None
+
+
 class FreezeRequestSerializer(DeductRequestSerializer):
     unfreeze_after_seconds = TtlField(
         maximum=2_592_000, help_text="Auto-unfreeze after this many seconds (≤ 30 days)."

@@ -75,6 +75,7 @@ ROUTES = [
     Route("billing/consume", views.BillingViewSet, {"post": "consume"}, "consume"),
     Route("billing/unfreeze", views.BillingViewSet, {"post": "unfreeze"}, "unfreeze"),
     Route("billing/deduct", views.BillingViewSet, {"post": "deduct"}, "deduct"),
+    Route("billing/quote", views.BillingViewSet, {"post": "quote"}, "quote"),
     Route(
         "billing/transactions/{transaction_id}",
         views.BillingViewSet,

@@ -19,6 +19,7 @@ from ledger.api.docs import (
     ERRORS,
     ID_SCHEMA,
     IDEMPOTENCY_KEY,
+    QUOTE_ERRORS,
     READ_ERRORS,
     TRANSACTION_ID,
 )
@@ -32,6 +33,7 @@ from ledger.results import (
     FreezeResult,
     Health,
     LedgerPage,
+    QuoteResult,
     TransactionState,
     UnfreezeResult,
 )
@@ -83,13 +85,25 @@ class CustomersViewSet(ApiViewSet):
 
     @extend_schema(
         operation_id="get_customer",
-        parameters=[CUSTOMER_ID],
+        parameters=[
+            CUSTOMER_ID,
+            OpenApiParameter(
+                "as_of",
+                {"type": "string", "format": "date-time"},
+                description="Read the customer as it was at this instant (not in the future), "
+                "from its ledger, with validity windows judged at that instant. Without it, "
+                "the read is of now.",
+            ),
+        ],
         summary="Read a customer's balance",
         responses=responses(CustomerBalance, READ_ERRORS),
         tags=["customers"],
     )
     def retrieve(self, request: Request, customer_id: str) -> Response:
-        return Response(render(selectors.customer_balance(self.project, customer_id)))
+        as_of = queries.parse_as_of(request.query_params)
+        if as_of is None:
+            return Response(render(selectors.customer_balance(self.project, customer_id)))
+        return Response(render(selectors.customer_balance_as_of(self.project, customer_id, as_of)))
 
     @extend_schema(
         operation_id="get_customer_ledger",
@@ -183,6 +197,21 @@ class BillingViewSet(ApiViewSet):
     def deduct(self, request: Request) -> Response:
         data = r.DeductRequestSerializer.parse(request.data)
         result = services.deduct(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
+
+    @extend_schema(
+        operation_id="quote",
+        summary="Quote a deduct",
+        description="Answers which accounts and wallets a deduct with this body would draw, "
+        "in order, and the balance after it, or the error it would get; records nothing. A "
+        "deduct with the same body draws the same accounts unless the credits change first.",
+        request=r.QuoteRequestSerializer,
+        responses=responses(QuoteResult, QUOTE_ERRORS),
+        tags=["billing"],
+    )
+    def quote(self, request: Request) -> Response:
+        data = r.QuoteRequestSerializer.parse(request.data)
+        result = selectors.quote(self.project, data["customer_id"], data["amount"], data["wallets"])
         return Response(render(result))
 
     @extend_schema(

@@ -2,7 +2,17 @@
 outside any transaction, so they never wait for the write lock."""
 
 from ledger.selectors.balances import customer_balance
+from ledger.selectors.history import customer_balance_as_of
 from ledger.selectors.ledger_pages import LedgerQuery, customer_of, ledger_page
+from ledger.selectors.quotes import quote
 from ledger.selectors.transactions import transaction_state
 
-__all__ = ["LedgerQuery", "customer_balance", "customer_of", "ledger_page", "transaction_state"]
+__all__ = [
+    "LedgerQuery",
+    "customer_balance",
+    "customer_balance_as_of",
+    "customer_of",
+    "ledger_page",
+    "quote",
+    "transaction_state",
+]

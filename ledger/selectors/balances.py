@@ -37,7 +37,15 @@ def customer_balance(
     `Decimal` additions in Python, never SQL integer sums.
     """
     at = at or timezone.now()
-    # The customer and its open accounts in one statement (the customer repeated per account).
+    customer, accounts = customer_with_open_accounts(project, customer_id)
+    return summarize(customer, accounts, spent_by_wallet(customer.pk, at), at)
+
+
+def customer_with_open_accounts(
+    project: Project, customer_id: str
+) -> tuple[Customer, list[CreditAccount]]:
+    """The customer and its accounts with credits not used up (whatever their validity
+    window), in consumption order, in one statement; `CustomerNotFound` when there is none."""
     rows = fetch(
         f"SELECT {PROFILE.sql('c')}, {ACCOUNT.sql('a')} FROM customers_customer c "
         "LEFT JOIN ledger_creditaccount a ON a.customer_id = c.id AND a.used < a.total "
@@ -47,22 +55,26 @@ def customer_balance(
     )
     if not rows:
         raise CustomerNotFound({"customer_id": customer_id})
-    customer = PROFILE.load_row(rows[0])
-    open_accounts = [
-        account
-        for row in rows
-        if row[PROFILE.width] is not None
-        and is_active(account := ACCOUNT.load_row(row[PROFILE.width :]), at)
-    ]
-    spent = spent_by_wallet(customer.pk, at)
+    accounts = [ACCOUNT.load_row(row[PROFILE.width :]) for row in rows if row[PROFILE.width]]
+    return PROFILE.load_row(rows[0]), accounts
 
+
+def summarize(
+    customer: Customer,
+    open_accounts: list[CreditAccount],
+    spent: dict[str, Decimal],
+    at: dt.datetime,
+) -> CustomerBalance:
+    """The customer read from its open accounts (those active at `at` count and are listed)
+    and the credits of its used-up active accounts per wallet (`spent`)."""
+    active = [account for account in open_accounts if is_active(account, at)]
     balance = Counters(ZERO, ZERO, ZERO, ZERO)
     wallets: dict[str, WalletBalance] = {}
     groups: dict[tuple, SourceBalance] = {}
     for name, total in spent.items():
         wallets[name] = WalletBalance(total, total, ZERO, ZERO, [])
         add(balance, total, total, ZERO)
-    for account in open_accounts:
+    for account in active:
         wallet = wallets.setdefault(account.wallet, WalletBalance(ZERO, ZERO, ZERO, ZERO, []))
         key = (account.wallet, account.source, account.starts_at, account.expires_at)
         if key not in groups:
@@ -73,7 +85,7 @@ def customer_balance(
         for sums in (balance, wallet, groups[key]):
             add(sums, account.total, account.used, account.frozen)
 
-    listed = sorted(open_accounts, key=lambda a: a.wallet != "default")  # stable: keeps order
+    listed = sorted(active, key=lambda a: a.wallet != "default")  # stable: keeps order
     return CustomerBalance(
         id=customer.external_id,
         name=customer.name,
