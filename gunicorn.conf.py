@@ -15,3 +15,5 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
 # No control socket: several instances (tests, benchmarks) may run side by side.
 control_socket_disable = True
+# Credentials a client put in a URL (`?api_key=...`) are redacted from the access log.
+logger_class = "credits_project.access_log.RedactingLogger"

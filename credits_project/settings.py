@@ -4,9 +4,12 @@ With no `DATABASE_URL` the service runs on an embedded SQLite file in `DATA_DIR`
 that several gunicorn workers can write at once (IMMEDIATE transactions, WAL, a busy timeout).
 """
 
+import datetime as dt
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,20 +21,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "data")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
-
-def _local_secret_key(path: Path) -> str:
-    """A secret made once per data folder, so a fresh checkout runs without configuration."""
-    if not path.exists():
-        from django.utils.crypto import get_random_string
-
-        path.write_text(get_random_string(64))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = env("SECRET_KEY", default=None) or _local_secret_key(DATA_DIR / "secret_key")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "customers",
     "ledger",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -60,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out admin login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "credits_project.urls"
@@ -82,14 +76,17 @@ TEMPLATES = [
 
 SQLITE_URL = f"sqlite:///{DATA_DIR / 'credits.sqlite3'}"
 DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or SQLITE_URL)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+EMBEDDED_DATABASE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if EMBEDDED_DATABASE:
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             # Writers queue on the database lock at BEGIN instead of failing mid-transaction
             # with "database is locked" when a read lock cannot be upgraded.
             "transaction_mode": "IMMEDIATE",
             "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=30),
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # FULL: a commit is on disk (the WAL synced) before it is acknowledged. NORMAL
+            # would let a power loss undo the last acknowledged charges.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         }
     )
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
@@ -107,7 +104,83 @@ else:
             {"server_side_binding": True, "prepare_threshold": 2}
         )
 
+
+def _create_private(path: Path) -> None:
+    """Creates `path` empty, readable by its owner alone, unless it exists.
+
+    An empty file is a valid SQLite database, and SQLite gives the `-wal` and `-shm` files it
+    creates beside a database the database file's permissions, so all three stay private.
+    """
+    if path.parent.is_dir():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+if EMBEDDED_DATABASE and DATABASES["default"]["NAME"] not in ("", ":memory:"):
+    _create_private(Path(DATABASES["default"]["NAME"]))
+
+
+def _local_secret_key(path: Path) -> str:
+    """A secret made once per data folder, so a fresh checkout runs without configuration."""
+    from django.utils.crypto import get_random_string
+
+    try:
+        # Created private from the start (never readable by others, even for a moment), and
+        # by one process only: a second one starting at the same time reads the first's key.
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(get_random_string(64))
+    return path.read_text().strip()
+
+
+def _secret_key() -> str:
+    """`SECRET_KEY`, or a key kept in `DATA_DIR` where only one host can run the service.
+
+    The embedded SQLite database (as `make run` uses) and DEBUG mean one host. With a database
+    server, several hosts may serve at once; each would make its own key and reject the others'
+    cursors and sessions, so the key must be given.
+    """
+    key = env.str("SECRET_KEY", default="")
+    if key:
+        return key
+    if DEBUG or EMBEDDED_DATABASE:
+        return _local_secret_key(DATA_DIR / "secret_key")
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. With DATABASE_URL pointing to a database server and DEBUG off, "
+        "every host serving the service must share one secret key: set SECRET_KEY in the "
+        "environment (or .env) to the same random value of at least 50 characters everywhere, "
+        "e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
+
+
+SECRET_KEY = _secret_key()
+# Earlier keys, still accepted while sessions and cursors issued under them age out.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out admin login before any password is checked.
+    "credits_project.login_throttle.AdminLoginThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Admin logins (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT failures of one username from
+# one address, that pair is locked out for ADMIN_LOGIN_LOCKOUT_MINUTES, or until
+# `manage.py axes_reset_username NAME` (or `axes_reset`). The API's key authentication does
+# not go through Django's login and is never locked out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("ADMIN_LOGIN_LOCKOUT_MINUTES", default=60))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin_lockout.html"
+AXES_CLIENT_IP_CALLABLE = "credits_project.login_throttle.client_address"
+AXES_VERBOSE = False  # no banner at every start; failures and lockouts are still logged
+# Proxies in front of gunicorn that append the client's address to X-Forwarded-For; 0 (no
+# proxy) reads the peer address. Behind one proxy, 1.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -191,10 +264,42 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"without_traceback": {"()": "credits_project.log_filters.WithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console_one_line": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["without_traceback"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # A request naming a host not in ALLOWED_HOSTS is the client's mistake (or a scan):
+        # one line naming the host, not a traceback of Django's own code.
+        "django.security.DisallowedHost": {
+            "handlers": ["console_one_line"],
+            "propagate": False,
+        },
+    },
 }
+
+# HTTPS, for production behind a proxy that terminates TLS (see README, "Production"). Off by
+# default so that `make run` works over plain HTTP on the loopback.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Load balancers probe over plain HTTP; a redirect would read as a failed probe.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# e.g. "HTTP_X_FORWARDED_PROTO,https": only behind a proxy that always sets (never forwards)
+# that header.
+SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
+if SECURE_PROXY_SSL_HEADER is not None and len(SECURE_PROXY_SSL_HEADER) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be HEADER,VALUE")
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command against a throwaway PostgreSQL server: installs PostgreSQL with apt where it is
 # missing, starts a private cluster on a loopback port as the unprivileged `postgres` user,
-# exports DATABASE_URL, runs the command, and stops the cluster (and only it) afterwards.
+# exports DATABASE_URL (and a SECRET_KEY for the run, which settings require with a database
+# server), runs the command, and stops the cluster (and only it) afterwards.
 set -euo pipefail
 
 PORT="${CREDITS_PG_PORT:-54329}"
@@ -42,4 +43,5 @@ trap stop EXIT
 "${AS_PG[@]}" "$BINDIR/createdb" -h 127.0.0.1 -p "$PORT" -U credits credits
 
 export DATABASE_URL="postgres://credits@127.0.0.1:$PORT/credits"
+export SECRET_KEY="${SECRET_KEY:-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')}"
 "$@"

@@ -7,6 +7,10 @@ id looks like two segments, so `RawTargetMiddleware` matches the undecoded reque
 `%2F` is part of an id, and each id segment is percent-decoded as strict UTF-8. It then hands
 Django a `PATH_INFO` with each id percent-encoded again, in one segment, which the URL patterns
 built from the same table resolve to the same route.
+
+Query parameters are held to the same rule: Django decodes them leniently (bytes that are not
+UTF-8 become U+FFFD), so the middleware first checks the raw query string, and a parameter that
+is not UTF-8 gets the same 400 `invalid_request` as such an id.
 """
 
 import re
@@ -162,12 +166,35 @@ class RawTargetMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info.startswith(PREFIX):
             try:
+                check_query_string(request.META.get("QUERY_STRING", ""))
                 rewritten = resolve_raw(request.method or "GET", raw_path(request))
             except ServiceError as error:
                 return error_response(error, request)
             if rewritten is not None:
                 request.path_info = rewritten
         return self.get_response(request)
+
+
+def check_query_string(query_string: str) -> None:
+    """Every parameter of a raw query string, name and value, percent-decodes to UTF-8; else
+    `InvalidRequest` naming the first that does not."""
+    # The WSGI server hands the query string over as bytes read as Latin-1: encode them back.
+    raw = query_string.encode("latin-1", errors="replace")
+    for parameter in raw.split(b"&"):
+        name, _, value = parameter.partition(b"=")
+        try:
+            field = form_decode(name)
+        except UnicodeDecodeError:
+            raise InvalidRequest("query", "not_utf8") from None
+        try:
+            form_decode(value)
+        except UnicodeDecodeError:
+            raise InvalidRequest(field, "not_utf8") from None
+
+
+def form_decode(part: bytes) -> str:
+    """One name or value of a query string, as strict UTF-8 (`+` is a space)."""
+    return unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
 
 
 def raw_path(request: HttpRequest) -> str:

@@ -4,23 +4,31 @@ The order is (`created_at`, `id`) descending, a total order served by the `entry
 so each page is one index range scan whatever its depth. A cursor names the last entry a page
 returned; the next page starts strictly after it, so every entry that existed when the walk
 began is returned exactly once, however many share a timestamp and whatever arrives meanwhile.
-The cursor is signed and bound to the customer and filters it was issued for.
+The cursor is sealed (`credits_project.sealing`): encrypted, so that it reveals neither the
+entry nor its time nor the customer, and authenticated together with the customer and filters
+it was issued for, so that it serves no other walk.
 """
 
 import datetime as dt
+import json
+import struct
 from dataclasses import dataclass
 from typing import Any
 
-from django.core import signing
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from credits_project import sealing
 from credits_project.errors import CustomerNotFound, InvalidCursor
 from customers.models import Customer, Project
 from ledger.models import LedgerCounter, LedgerEntry
 from ledger.results import LedgerItem, LedgerPage
 
-CURSOR_SALT = "credits.ledger.cursor"
+CURSOR_PURPOSE = "ledger.cursor"
+# A cursor's plaintext: the last entry's `created_at` (microseconds since the epoch) and id.
+POSITION = struct.Struct(">qq")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -81,18 +89,24 @@ def _count(query: LedgerQuery, entries) -> int:
 
 
 def encode_cursor(query: LedgerQuery, last: LedgerEntry) -> str:
-    position = [last.created_at.isoformat(), last.pk]
-    return signing.dumps([query.filters(), position], salt=CURSOR_SALT, compress=True)
+    position = POSITION.pack((last.created_at - EPOCH) // MICROSECOND, last.pk)
+    return sealing.seal(position, purpose=CURSOR_PURPOSE, context=cursor_context(query))
 
 
 def decode_cursor(query: LedgerQuery) -> tuple[dt.datetime, int]:
     try:
-        filters, (created_at, entry_id) = signing.loads(query.cursor, salt=CURSOR_SALT)
-        if filters != query.filters() or not isinstance(entry_id, int):
-            raise ValueError("cursor issued for another query")
-        return dt.datetime.fromisoformat(created_at), entry_id
-    except (signing.BadSignature, ValueError, TypeError):
+        position = sealing.unseal(
+            query.cursor, purpose=CURSOR_PURPOSE, context=cursor_context(query)
+        )
+        micros, entry_id = POSITION.unpack(position)
+        return EPOCH + micros * MICROSECOND, entry_id
+    except (sealing.BadToken, struct.error, OverflowError):
         raise InvalidCursor("cursor") from None
+
+
+def cursor_context(query: LedgerQuery) -> bytes:
+    """What a cursor is bound to: the customer and filters of the walk it was issued for."""
+    return json.dumps(query.filters()).encode("ascii")
 
 
 def entry_status(entry: LedgerEntry, at: dt.datetime) -> str:
