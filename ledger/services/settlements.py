@@ -198,6 +198,13 @@ def give_back(plan: rows.Plan, charge: Transaction, account: CreditAccount, amou
             business_type=account.business_type,
             description="expired",
         )
+        events.expired(
+            plan,
+            project=charge.project,
+            customer_id=charge.customer.external_id,
+            account=account,
+            amount=expiring,
+        )
 
 
 def settlement_entry(

@@ -14,6 +14,7 @@ import base64
 import secrets
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -58,6 +59,14 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def clean(self) -> None:
+        if not isinstance(self.event_types, list) or not all(
+            name in EventType.values for name in self.event_types
+        ):
+            raise ValidationError(
+                {"event_types": f"a list of event types, of: {', '.join(EventType.values)}"}
+            )
 
     def takes(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types

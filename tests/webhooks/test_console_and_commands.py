@@ -99,3 +99,21 @@ def test_the_console_lists_endpoints_without_letting_the_secret_be_edited(projec
     assert page.status_code == 200
     assert hook.secret in page.content.decode()
     assert 'name="secret"' not in page.content.decode()
+
+
+def test_the_console_refuses_unknown_event_types(project, client):
+    client.force_login(get_user_model().objects.create_superuser("operator", "", "pw-12345678"))
+    form = {"project": project.pk, "url": "https://example.com/h", "enabled": "on"}
+
+    refused = client.post(
+        "/admin/ledger/webhookendpoint/add/", {**form, "event_types": '["credits.spent"]'}
+    )
+    added = client.post(
+        "/admin/ledger/webhookendpoint/add/", {**form, "event_types": '["credits.expired"]'}
+    )
+
+    assert refused.status_code == 200 and "a list of event types" in refused.content.decode()
+    assert added.status_code == 302
+    assert list(WebhookEndpoint.objects.values_list("event_types", flat=True)) == [
+        ["credits.expired"]
+    ]

@@ -3,13 +3,15 @@ customer; failed after the retry window; a slow endpoint holds up no other."""
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from ledger import services
-from ledger.webhooks.delivery import Dispatcher, backoff, fan_out
+from ledger.webhooks.delivery import Dispatcher, backoff, deliver_endpoint, fan_out
 from ledger.webhooks.models import WebhookDelivery, WebhookEvent
 from tests.support import T0, deposit
 from tests.webhooks.support import deliver_all, endpoint, receiver
@@ -142,3 +144,34 @@ def test_a_slow_endpoint_does_not_hold_up_another(project):
     assert fast_took < 5
     assert [r.status for r in slow.received] == [200]
     assert statuses() == [("delivered", 1), ("delivered", 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_senders_racing_on_one_endpoint_send_each_event_once_and_in_order(project):
+    with receiver() as hooks:
+        secret = endpoint(project, hooks.url).secret
+        for n in range(12):
+            services.deposit(
+                project=project, customer_id=f"c{n % 3}", amount=Decimal(n + 1), actor="t"
+            )
+        fan_out()
+        endpoint_pk = WebhookDelivery.objects.values_list("endpoint_id", flat=True).first()
+
+        def sender():
+            try:
+                return deliver_endpoint(endpoint_pk)
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            sent = sum(pool.map(lambda _: sender(), range(4)))
+        received = [r.verified(secret) for r in hooks.received]
+
+    assert sent == 12
+    assert sorted(r["id"] for r in received) == sorted(
+        WebhookEvent.objects.values_list("event_id", flat=True)
+    )
+    for customer in ("c0", "c1", "c2"):
+        amounts = [r["data"]["amount"] for r in received if r["customer_id"] == customer]
+        assert amounts == sorted(amounts)
+    assert set(statuses()) == {("delivered", 1)}

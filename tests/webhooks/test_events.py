@@ -244,3 +244,23 @@ def test_check_ledger_finds_a_delivery_for_another_customer_than_its_events(proj
         f"webhook delivery {first.pk} of {first.event.event_id}: not for its event's customer, "
         "or to another project's endpoint"
     ]
+
+
+def test_credits_returned_to_an_expired_account_send_their_own_expiry(project):
+    endpoint(project, "http://127.0.0.1:9/unused")
+    account = deposit(project, 10, expires_at=T0 + DAY, now=T0).account_id
+    services.freeze(
+        project=project,
+        customer_id="c1",
+        transaction_id="f1",
+        amount=Decimal(4),
+        actor="test",
+        now=T0,
+    )
+    expire_due(now=T0 + 2 * DAY)  # the 6 not frozen
+    services.unfreeze(project=project, transaction_id="f1", actor="test", now=T0 + 3 * DAY)
+
+    assert [(e["data"]["account_id"], e["data"]["amount"]) for e in outbox("credits.expired")] == [
+        (account, 6),
+        (account, 4),
+    ]

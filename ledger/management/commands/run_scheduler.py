@@ -41,6 +41,13 @@ class Command(BaseCommand):
                 dispatcher.dispatch()
                 if once:
                     sent = dispatcher.wait()
+                    # More may be due: an endpoint's task makes way after a number of
+                    # deliveries. Stop at a round that delivers nothing (all failing).
+                    while sent and dispatcher.dispatch():
+                        delivered = dispatcher.wait()
+                        if not delivered:
+                            break
+                        sent += delivered
                     self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s)")
                     if sent:
                         self.stdout.write(f"delivered {sent} webhook(s)")
