@@ -11,8 +11,10 @@ as exact decimals, rendered at delivery as the API renders them (`credits_projec
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
+from credits_project.sql import database, placeholders, prepared
 from customers.models import Project
 from ledger.models import CreditAccount, Transaction
 from ledger.money import ZERO
@@ -51,19 +53,25 @@ def event_statement(
         },
     )
     fields = rows.inserted_fields(WebhookEvent)
-    quote = rows.database().ops.quote_name
-    sql = (
-        f"INSERT INTO {WebhookEvent._meta.db_table} ({', '.join(quote(f.column) for f in fields)}) "
-        f"SELECT {rows.placeholders(len(fields))} WHERE EXISTS (SELECT 1 FROM "
-        f"{WebhookEndpoint._meta.db_table} WHERE project_id = %s AND enabled = %s)"
-    )
+    sql = conditional_insert_sql(len(fields))
     if dedupe_key is not None:
         sql += " ON CONFLICT DO NOTHING"
-    return rows.Statement(sql, [*rows.prepared([event], fields), project.pk, True])
+    return rows.Statement(sql, [*prepared([event], fields), project.pk, True])
+
+
+@cache
+def conditional_insert_sql(width: int) -> str:
+    quote = database().ops.quote_name
+    columns = ", ".join(quote(f.column) for f in rows.inserted_fields(WebhookEvent))
+    return (
+        f"INSERT INTO {WebhookEvent._meta.db_table} ({columns}) SELECT {placeholders(width)} "
+        f"WHERE EXISTS (SELECT 1 FROM {WebhookEndpoint._meta.db_table} "
+        "WHERE project_id = %s AND enabled = %s)"
+    )
 
 
 def deposited(
-    plan_rows: list,
+    writes: list[rows.Statement],
     *,
     project: Project,
     account: CreditAccount,
@@ -71,7 +79,8 @@ def deposited(
     idempotency_key: str | None,
     now: dt.datetime,
 ) -> None:
-    plan_rows.append(
+    """Add `credits.deposited` to a deposit's writes."""
+    writes.append(
         event_statement(
             EventType.DEPOSITED,
             project=project,
@@ -110,9 +119,9 @@ def low_balance(
         return
     wallets = [project.low_balance_wallet] if project.low_balance_wallet else None
     before = sum((a.available for a in spendable(accounts, wallets, plan.now)), ZERO)
-    changed = {c.account.pk: c for c in plan.changes.values()}
-    counted = spendable([c.account for c in changed.values()], wallets, plan.now)
-    after = before - sum((changed[a.pk].used + changed[a.pk].frozen for a in counted), ZERO)
+    counted = spendable([change.account for change in plan.changes.values()], wallets, plan.now)
+    taken = sum((plan.changes[a.pk].used + plan.changes[a.pk].frozen for a in counted), ZERO)
+    after = before - taken
     if not before >= threshold > after:
         return
     plan.rows.append(
