@@ -220,6 +220,18 @@ API_RATE_LIMIT = env("API_RATE_LIMIT", default=None)
 # How often `run_scheduler` runs a pass, in seconds.
 SCHEDULER_INTERVAL_SECONDS = env.float("SCHEDULER_INTERVAL_SECONDS", default=10.0)
 
+# Webhook delivery by `run_scheduler` (see ledger/webhooks/delivery.py): each request's timeout;
+# how long past it a sender's lease lasts; the retry backoff (doubling from the base, capped)
+# and how long retries go on before a delivery is failed; the thread pool of per-endpoint
+# tasks, and how many deliveries one task sends before it makes way.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_LEASE_MARGIN_SECONDS = env.float("WEBHOOK_LEASE_MARGIN_SECONDS", default=30.0)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_RETRY_HOURS = env.float("WEBHOOK_RETRY_HOURS", default=24.0)
+WEBHOOK_WORKERS = env.int("WEBHOOK_WORKERS", default=8)
+WEBHOOK_DELIVERIES_PER_TASK = env.int("WEBHOOK_DELIVERIES_PER_TASK", default=100)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["customers.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

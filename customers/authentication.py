@@ -59,20 +59,25 @@ class ApiKeyAuthentication(BaseAuthentication):
 KEY = Columns(
     ApiKey, ["id", "prefix", "hashed_key", "revoked", "expiry_date", "project", "last_used_at"]
 )
+# The project's settings a charge needs (its webhook notices), read with the key.
+PROJECT = Columns(
+    Project,
+    ["id", "name", "low_balance_threshold", "low_balance_wallet", "expiring_notice_days"],
+)
 
 
 def key_with_project(prefix: str) -> ApiKey | None:
     """The key with this prefix and its project, in one statement. Written in SQL because it
     runs on every request and the ORM's query compilation would cost more than the lookup."""
     rows = fetch(
-        f"SELECT {KEY.sql('k')}, p.name FROM customers_apikey k "
+        f"SELECT {KEY.sql('k')}, {PROJECT.sql('p')} FROM customers_apikey k "
         "JOIN customers_project p ON p.id = k.project_id WHERE k.prefix = %s",
         [prefix],
     )
     if not rows:
         return None
     api_key = KEY.load_row(rows[0])
-    api_key.project = Project(id=api_key.project_id, name=rows[0][KEY.width])
+    api_key.project = PROJECT.load_row(rows[0][KEY.width :])
     return api_key
 
 

@@ -11,11 +11,32 @@ from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 from credits_project.api.json import ExactJSONDecoder, ExactJSONEncoder
+from ledger.money import CreditAmountField
 
 
 class Project(models.Model):
     name = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Webhook notices. Kept on the project, which every request already reads with its key, so
+    # that a charge learns them without another statement.
+    low_balance_threshold = CreditAmountField(
+        null=True,
+        blank=True,
+        help_text="Send credits.low_balance when a customer's available balance falls below "
+        "this; empty sends none.",
+    )
+    low_balance_wallet = models.CharField(  # noqa: DJ001
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="The wallet whose balance is watched; empty watches all wallets together.",
+    )
+    expiring_notice_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Send credits.expiring this many days before an account with credits left "
+        "expires; empty sends none.",
+    )
 
     class Meta:
         ordering = ["name"]

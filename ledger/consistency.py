@@ -6,7 +6,8 @@ on the account; UNFREEZE gives held credits back; CONSUME takes first from what 
 on the account, the rest from available, and adds to `used`; EXPIRE changes no counter. An
 account whose expiry was recorded with nothing frozen has expired exactly its unused remainder.
 Each customer's `SpentCredits` per wallet equals the total of its used-up accounts whose expiry
-is not recorded.
+is not recorded. Each webhook delivery belongs to its event's customer (the key of its
+in-order sending) and goes to an endpoint of its event's project.
 """
 
 from collections import defaultdict
@@ -14,8 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db.models import F, Q
+
 from customers.models import Project
-from ledger.models import CreditAccount, LedgerEntry, OperationType, SpentCredits
+from ledger.models import (
+    CreditAccount,
+    LedgerEntry,
+    OperationType,
+    SpentCredits,
+    WebhookDelivery,
+)
 from ledger.money import ZERO
 
 
@@ -97,7 +106,21 @@ def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> R
         f"the accounts say {amount}"
         for (customer, wallet), amount in spent.items()
     )
+    problems.extend(_webhook_problems(project))
     return Report(accounts=account_count, entries=entry_count, problems=problems)
+
+
+def _webhook_problems(project: Project | None) -> Iterator[str]:
+    deliveries = WebhookDelivery.objects.filter(
+        ~Q(customer=F("event__customer")) | ~Q(endpoint__project=F("event__project"))
+    )
+    if project is not None:
+        deliveries = deliveries.filter(event__project=project)
+    for pk, event_id in deliveries.values_list("pk", "event__event_id").order_by("pk"):
+        yield (
+            f"webhook delivery {pk} of {event_id}: not for its event's customer, "
+            "or to another project's endpoint"
+        )
 
 
 def _compare(account: CreditAccount, replayed: Replayed) -> Iterator[str]:

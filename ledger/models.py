@@ -295,3 +295,20 @@ class SpentCredits(models.Model):
 
     def __str__(self) -> str:
         return f"{self.wallet}: {format_decimal(self.total)} spent"
+
+
+# Webhook models live in their own package; imported here so the ledger app owns them.
+from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent  # noqa: E402
+
+__all__ = [
+    "BusinessType",
+    "CreditAccount",
+    "LedgerCounter",
+    "LedgerEntry",
+    "OperationType",
+    "SpentCredits",
+    "Transaction",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+]

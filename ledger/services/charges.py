@@ -13,6 +13,7 @@ from ledger.services import replays, rows
 from ledger.services.accounts import Draw, eligible, open_accounts, take
 from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
 from ledger.services.locks import lock_customer, now_under_lock
+from ledger.webhooks import events
 
 
 @retry_on_identity_race
@@ -49,12 +50,21 @@ def freeze(
             check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.FREEZE)
             return replays.freeze(earlier)
         now = now_under_lock(now)
-        draws = take(open_accounts(customer.pk), amount, wallets, now)
+        accounts = open_accounts(customer.pk)
+        draws = take(accounts, amount, wallets, now)
         plan = rows.Plan(actor=actor, now=now)
         for part in draws:
             plan.change(part.account, frozen=part.amount)
         record_entries(
             plan, draws, OperationType.FREEZE, transaction_id, business_type, description
+        )
+        events.low_balance(
+            plan,
+            project=project,
+            customer_pk=customer.pk,
+            customer_id=customer_id,
+            accounts=accounts,
+            transaction_id=transaction_id,
         )
         charge = new_charge(
             plan,
@@ -111,12 +121,21 @@ def deduct(
             check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.DEDUCT)
             return replays.deduct(earlier)
         now = now_under_lock(now)
-        draws = take(open_accounts(customer.pk), amount, wallets, now)
+        accounts = open_accounts(customer.pk)
+        draws = take(accounts, amount, wallets, now)
         plan = rows.Plan(actor=actor, now=now)
         for part in draws:
             plan.change(part.account, used=part.amount)
         record_entries(
             plan, draws, OperationType.CONSUME, transaction_id, business_type, description
+        )
+        events.low_balance(
+            plan,
+            project=project,
+            customer_pk=customer.pk,
+            customer_id=customer_id,
+            accounts=accounts,
+            transaction_id=transaction_id,
         )
         new_charge(
             plan,

@@ -14,6 +14,7 @@ from ledger.results import DepositResult
 from ledger.services import replays, rows
 from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
 from ledger.services.locks import lock_or_create_customer, now_under_lock
+from ledger.webhooks import events
 
 UNSET: Any = object()
 
@@ -118,6 +119,14 @@ def deposit(
                 settled_at=now,
             )
             writes.append(rows.insert_statement([receipt]))
+        events.deposited(
+            writes,
+            project=project,
+            account=account,
+            customer_id=customer_id,
+            idempotency_key=idempotency_key,
+            now=now,
+        )
         grant_row = rows.insert_statement([grant])
         writes.append(rows.Statement(f"{grant_row.sql} RETURNING id", grant_row.params))
         [(grant.pk,)] = rows.run_together(writes)

@@ -14,11 +14,13 @@ from django.utils import timezone
 
 from credits_project.errors import ServiceError
 from credits_project.sql import fetch, instant
+from customers.models import Customer
 from ledger.models import CreditAccount, OperationType, Transaction
 from ledger.services import rows
 from ledger.services.accounts import ACCOUNT
 from ledger.services.locks import lock_customer_unless_busy
 from ledger.services.settlements import SCHEDULER_ACTOR, consume, unfreeze
+from ledger.webhooks import events
 
 logger = logging.getLogger("credits.scheduler")
 
@@ -55,6 +57,7 @@ def expire_accounts_of(customer_pk: int, now: dt.datetime, actor: str = SCHEDULE
         )
     )
     plan = rows.Plan(actor=actor, now=now)
+    customer = None
     for account in due:
         plan.change(account, records_expiry=True)
         if account.available > 0:
@@ -65,6 +68,14 @@ def expire_accounts_of(customer_pk: int, now: dt.datetime, actor: str = SCHEDULE
                 transaction_id=None,
                 business_type=account.business_type,
                 description="expired",
+            )
+            customer = customer or Customer.objects.select_related("project").get(pk=customer_pk)
+            events.expired(
+                plan,
+                project=customer.project,
+                customer_id=customer.external_id,
+                account=account,
+                amount=account.available,
             )
     rows.apply(plan)
     return len(due)
@@ -80,7 +91,7 @@ def settle_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
     due = (
         Transaction.objects.filter(state=Transaction.State.FROZEN)
         .filter(Q(unfreeze_after__lte=now) | Q(consume_after__lte=now))
-        .select_related("project")
+        .select_related("project", "customer")
         .order_by(F("unfreeze_after").asc(nulls_last=True), "consume_after", "id")
     )
     settled = 0
@@ -103,5 +114,10 @@ def settle_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
             except ServiceError:
                 logger.exception("could not settle freeze %s", charge.pk)
                 continue
+            charge.refresh_from_db(
+                fields=["state", "consumed_amount", "returned_amount", "overage_amount"]
+            )
+            event = events.auto_settled(charge, customer_id=charge.customer.external_id, now=now)
+            rows.run_together([event])
             settled += 1
     return settled

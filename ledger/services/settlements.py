@@ -23,6 +23,7 @@ from ledger.results import ConsumeResult, Detail, UnfreezeResult
 from ledger.services import replays, rows
 from ledger.services.accounts import Draw, held_by, open_accounts, take
 from ledger.services.locks import lock_customer_of_charge, now_under_lock
+from ledger.webhooks import events
 
 SCHEDULER_ACTOR = "scheduler"
 
@@ -62,14 +63,9 @@ def consume(
         overage = actual - charge.amount
         # The contract names a shortfall of the overage plainly `insufficient_balance`, whether
         # or not the freeze was restricted to some wallets.
+        accounts = open_accounts(charge.customer_id) if overage > 0 else []
         extra = (
-            take(
-                open_accounts(charge.customer_id),
-                overage,
-                charge.wallets,
-                now,
-                name_restriction=False,
-            )
+            take(accounts, overage, charge.wallets, now, name_restriction=False)
             if overage > 0
             else []
         )
@@ -77,6 +73,16 @@ def consume(
         consumed = consumption(
             plan, charge, held_by(charge.customer_id, transaction_id), actual, extra
         )
+        if overage > 0:
+            # Only an overage can take the balance down; returned credits only raise it.
+            events.low_balance(
+                plan,
+                project=project,
+                customer_pk=charge.customer_id,
+                customer_id=charge.customer.external_id,
+                accounts=accounts,
+                transaction_id=transaction_id,
+            )
         settle(
             plan,
             charge,
@@ -191,6 +197,13 @@ def give_back(plan: rows.Plan, charge: Transaction, account: CreditAccount, amou
             transaction_id=None,
             business_type=account.business_type,
             description="expired",
+        )
+        events.expired(
+            plan,
+            project=charge.project,
+            customer_id=charge.customer.external_id,
+            account=account,
+            amount=expiring,
         )
 
 

@@ -1,0 +1,73 @@
+"""The console's webhook pages: endpoints (their secret shown read-only), and deliveries with
+their status, attempts, last error and response code, and a re-send action."""
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "url", "event_types", "enabled", "created_at"]
+    list_filter = ["enabled", "project"]
+    search_fields = ["url"]
+    list_select_related = ["project"]
+    readonly_fields = ["secret", "created_at"]
+    fields = ["project", "url", "event_types", "enabled", "description", "secret", "created_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Read-only but for the re-send action: deliveries are made and updated by the scheduler."""
+
+    list_display = [
+        "id",
+        "event_type",
+        "event",
+        "endpoint",
+        "customer",
+        "status",
+        "attempts",
+        "response_code",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "event__type", "endpoint"]
+    search_fields = ["event__event_id", "customer__external_id"]
+    list_select_related = ["event", "endpoint", "customer"]
+    actions = ["resend"]
+
+    @admin.display(description="type", ordering="event__type")
+    def event_type(self, delivery: WebhookDelivery) -> str:
+        return delivery.event.type
+
+    @admin.action(description="Re-send the selected deliveries")
+    def resend(self, request, queryset: QuerySet[WebhookDelivery]) -> None:
+        """Queue each again now, with a fresh retry window; the scheduler sends them (still
+        after any earlier pending delivery of the same customer to the same endpoint)."""
+        now = timezone.now()
+        count = queryset.update(
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at=now,
+            give_up_at=now + dt.timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
+            lease_expires_at=None,
+            lease_token="",
+        )
+        messages.success(request, f"{count} deliveries queued to be sent again.")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
