@@ -184,6 +184,14 @@ class InvalidJson(BadRequest):
     message = "the request body must be a JSON object"
 
 
+class InvalidGrantFile(BadRequest):
+    """A bulk grant file that cannot be read as a whole (no header, unknown, missing or
+    repeated columns); `details` names what is wrong. Nothing in it is granted."""
+
+    code = "invalid_grant_file"
+    message = "the grant file's columns are not valid"
+
+
 # --- 401 -----------------------------------------------------------------------------------
 
 

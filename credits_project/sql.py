@@ -113,3 +113,35 @@ def prepared(objects: Iterable[Model], fields: Sequence[Field]) -> list[Any]:
         for obj in objects
         for field in fields
     ]
+
+
+def rows_by_key(
+    table: str,
+    columns: str,
+    key: str,
+    values: Sequence[Any],
+    where: str = "TRUE",
+    where_params: Sequence[Any] = (),
+    *,
+    lock: bool = False,
+) -> tuple[str, list[Any]]:
+    """A SELECT of `columns` (aliased `t.`) of the rows of `table` whose unique `key` is one of
+    `values` and that meet `where`; with `lock`, each row locked, in the order of `values`.
+
+    On PostgreSQL each value is looked up in the key's index, one after the other (a nested
+    loop over the array, which `LIMIT 1` keeps from being flattened): a long `IN` list or
+    `= ANY` of parameters would get, once the statement is prepared, a generic plan that
+    filters the whole range of `where` with every value. SQLite takes an `IN` list.
+    """
+    if database().vendor == "postgresql":
+        return (
+            f"SELECT {columns} FROM unnest(%s::text[]) AS k(value) CROSS JOIN LATERAL ("
+            f"SELECT * FROM {table} t WHERE t.{key} = k.value AND {where} LIMIT 1"
+            f"{' FOR UPDATE' if lock else ''}) t",
+            [list(values), *where_params],
+        )
+    listed = placeholders(len(values))
+    return (
+        f"SELECT {columns} FROM {table} t WHERE {where} AND t.{key} IN ({listed})",
+        [*where_params, *values],
+    )

@@ -176,13 +176,19 @@ def parse_object(raw: bytes) -> dict[str, Any]:
         raise InvalidJson() from None
     if not isinstance(data, dict):
         raise InvalidJson()
+    check_fields(data)
+    return data
+
+
+def check_fields(data: dict[str, Any]) -> None:
+    """Refuse a body's field holding NUL or a surrogate, or nested too deep; raises
+    `invalid_request` naming it (`body` when it is a key)."""
     for key, item in data.items():
         field = "body" if is_bad_string(key) else key
         if field == "body" or first_bad_string(item):
             raise InvalidRequest(field, "bad_string")
         if json_depth_exceeded(item, MAX_JSON_DEPTH - 1):
             raise InvalidRequest(field, "too_deep", max_depth=MAX_JSON_DEPTH)
-    return data
 
 
 def is_json_media_type(content_type: str) -> bool:

@@ -34,6 +34,85 @@ class Profile:
         return {k: v for k, v in self.given().items() if getattr(customer, k) != v}
 
 
+@dataclass(frozen=True)
+class Grant:
+    """The terms of one deposit: what makes the new credit account, its GRANT entry and, with
+    an idempotency key, the receipt a retry is checked against. A deposit and each row of a
+    bulk grant build their rows here, so both follow one set of rules."""
+
+    amount: Decimal
+    wallet: str = "default"
+    source: str = "default"
+    starts_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    idempotency_key: str | None = None
+    description: str = ""
+    business_type: str = BusinessType.UNDEFINED
+
+    def fingerprint(self, customer_id: str) -> str:
+        """What makes two deposits the same request (see `idempotency`)."""
+        return fingerprint(
+            customer_id=customer_id,
+            amount=self.amount,
+            wallet=self.wallet,
+            source=self.source,
+            starts_at=self.starts_at,
+            expires_at=self.expires_at,
+            business_type=self.business_type,
+        )
+
+    def account(self, customer: Customer, now: dt.datetime) -> CreditAccount:
+        return CreditAccount(
+            customer=customer,
+            wallet=self.wallet,
+            source=self.source,
+            total=self.amount,
+            starts_at=self.starts_at,
+            expires_at=self.expires_at,
+            business_type=self.business_type,
+            created_at=now,
+        )
+
+    def entry(
+        self,
+        account: CreditAccount,
+        *,
+        actor: str,
+        now: dt.datetime,
+        description: str | None = None,
+    ) -> LedgerEntry:
+        """The account's GRANT entry; `description` overrides the deposit's own."""
+        return LedgerEntry(
+            customer_id=account.customer_id,
+            account=account,
+            operation_type=OperationType.GRANT,
+            amount=self.amount,
+            transaction_id=self.idempotency_key,
+            business_type=self.business_type,
+            description=self.description if description is None else description,
+            actor=actor,
+            created_at=now,
+        )
+
+    def receipt(
+        self, project: Project, customer: Customer, *, request: str, now: dt.datetime
+    ) -> Transaction:
+        """The transaction recording a keyed deposit, with its request's fingerprint."""
+        return Transaction(
+            project=project,
+            customer=customer,
+            kind=Transaction.Kind.DEPOSIT,
+            transaction_id=self.idempotency_key,
+            state=Transaction.State.DEPOSITED,
+            fingerprint=request,
+            amount=self.amount,
+            business_type=self.business_type,
+            description=self.description,
+            created_at=now,
+            settled_at=now,
+        )
+
+
 @retry_on_identity_race
 def deposit(
     *,
@@ -56,15 +135,17 @@ def deposit(
     The customer is created on first deposit and its profile updated by later ones. With an
     `idempotency_key`, a repeat returns the original answer and changes nothing.
     """
-    request = fingerprint(
-        customer_id=customer_id,
+    grant = Grant(
         amount=amount,
         wallet=wallet,
         source=source,
         starts_at=starts_at,
         expires_at=expires_at,
+        idempotency_key=idempotency_key,
+        description=description,
         business_type=business_type,
     )
+    request = grant.fingerprint(customer_id)
     with transaction.atomic():
         customer, earlier = lock_or_create_customer(
             project,
@@ -81,44 +162,14 @@ def deposit(
             for name, value in changes.items():
                 setattr(customer, name, value)
             rows.update(customer, list(changes))
-        account = CreditAccount(
-            customer=customer,
-            wallet=wallet,
-            source=source,
-            total=amount,
-            starts_at=starts_at,
-            expires_at=expires_at,
-            business_type=business_type,
-            created_at=now,
-        )
+        account = grant.account(customer, now)
         rows.insert([account], returning_ids=True)
-        grant = LedgerEntry(
-            customer=customer,
-            account=account,
-            operation_type=OperationType.GRANT,
-            amount=amount,
-            transaction_id=idempotency_key,
-            business_type=business_type,
-            description=description,
-            actor=actor,
-            created_at=now,
-        )
+        entry = grant.entry(account, actor=actor, now=now)
         writes = []
         if idempotency_key is not None:
-            receipt = Transaction(
-                project=project,
-                customer=customer,
-                kind=Transaction.Kind.DEPOSIT,
-                transaction_id=idempotency_key,
-                state=Transaction.State.DEPOSITED,
-                fingerprint=request,
-                amount=amount,
-                business_type=business_type,
-                description=description,
-                created_at=now,
-                settled_at=now,
+            writes.append(
+                rows.insert_statement([grant.receipt(project, customer, request=request, now=now)])
             )
-            writes.append(rows.insert_statement([receipt]))
         events.deposited(
             writes,
             project=project,
@@ -127,9 +178,9 @@ def deposit(
             idempotency_key=idempotency_key,
             now=now,
         )
-        grant_row = rows.insert_statement([grant])
-        writes.append(rows.Statement(f"{grant_row.sql} RETURNING id", grant_row.params))
-        [(grant.pk,)] = rows.run_together(writes)
+        entry_row = rows.insert_statement([entry])
+        writes.append(rows.Statement(f"{entry_row.sql} RETURNING id", entry_row.params))
+        [(entry.pk,)] = rows.run_together(writes)
     return DepositResult(
         customer_id=customer_id,
         account_id=str(account.pk),
@@ -140,6 +191,6 @@ def deposit(
         added_amount=amount,
         starts_at=starts_at,
         expires_at=expires_at,
-        record_id=str(grant.pk),
+        record_id=str(entry.pk),
         is_idempotent_replay=False,
     )

@@ -10,13 +10,14 @@ writers can wait for each other in a cycle.
 """
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
 from credits_project.errors import CustomerNotFound
-from credits_project.sql import Columns, fetch, for_update
+from credits_project.sql import Columns, fetch, for_update, rows_by_key
 from customers.models import Customer, Project
 from ledger.models import Transaction
 
@@ -132,3 +133,24 @@ def now_under_lock(fixed: dt.datetime | None) -> dt.datetime:
     waited for the lock judges which credits are active, and dates its entries, as of when it
     runs, not as of when it arrived."""
     return fixed or timezone.now()
+
+
+def lock_customers(project: Project, customer_ids: Collection[str]) -> dict[str, Customer]:
+    """Lock the existing ones of these customers (with their profiles) one after the other in
+    the order of their sorted ids, as every writer of several customers does, so that two of
+    them never wait for each other in a cycle. Returns them by id; unknown ids are left out."""
+    if not customer_ids:
+        return {}
+    sql, params = rows_by_key(
+        "customers_customer",
+        CUSTOMER_PROFILE.sql("t"),
+        "external_id",
+        sorted(customer_ids),
+        "t.project_id = %s",
+        [project.pk],
+        lock=True,
+    )
+    found = CUSTOMER_PROFILE.load(fetch(sql, params))
+    for customer in found:
+        customer.project = project
+    return {customer.external_id: customer for customer in found}

@@ -23,7 +23,7 @@ from ledger.services.accounts import spendable
 from ledger.webhooks.models import EventType, WebhookEndpoint, WebhookEvent, new_event_id
 
 
-def event_statement(
+def new_event(
     event_type: str,
     *,
     project: Project,
@@ -32,11 +32,9 @@ def event_statement(
     now: dt.datetime,
     data: dict[str, Any],
     dedupe_key: str | None = None,
-) -> rows.Statement:
-    """The INSERT of one event, conditional on the project having an enabled endpoint (and,
-    with a `dedupe_key`, on no event having that key yet)."""
+) -> WebhookEvent:
     event_id = new_event_id()
-    event = WebhookEvent(
+    return WebhookEvent(
         event_id=event_id,
         type=event_type,
         project_id=project.pk,
@@ -52,11 +50,23 @@ def event_statement(
             "data": data,
         },
     )
-    fields = rows.inserted_fields(WebhookEvent)
-    sql = conditional_insert_sql(len(fields))
-    if dedupe_key is not None:
+
+
+def event_statement(event_type: str, **fields: Any) -> rows.Statement:
+    """The INSERT of one event (see `new_event`), conditional on the project having an
+    enabled endpoint (and, with a `dedupe_key`, on no event having that key yet)."""
+    event = new_event(event_type, **fields)
+    inserted = rows.inserted_fields(WebhookEvent)
+    sql = conditional_insert_sql(len(inserted))
+    if event.dedupe_key is not None:
         sql += " ON CONFLICT DO NOTHING"
-    return rows.Statement(sql, [*prepared([event], fields), project.pk, True])
+    return rows.Statement(sql, [*prepared([event], inserted), event.project_id, True])
+
+
+def has_enabled_endpoint(project: Project) -> bool:
+    """For writers of many events at once (bulk grants), which check once per batch rather
+    than once per event."""
+    return WebhookEndpoint.objects.filter(project=project, enabled=True).exists()
 
 
 @cache
@@ -83,22 +93,47 @@ def deposited(
     writes.append(
         event_statement(
             EventType.DEPOSITED,
-            project=project,
-            customer_pk=account.customer_id,
-            customer_id=customer_id,
-            now=now,
-            data={
-                "account_id": str(account.pk),
-                "wallet": account.wallet,
-                "source": account.source,
-                "amount": account.total,
-                "starts_at": account.starts_at,
-                "expires_at": account.expires_at,
-                "business_type": account.business_type,
-                "idempotency_key": idempotency_key,
-            },
+            **deposited_fields(project, account, customer_id, idempotency_key, now),
         )
     )
+
+
+def deposited_event(
+    project: Project,
+    account: CreditAccount,
+    customer_id: str,
+    idempotency_key: str | None,
+    now: dt.datetime,
+) -> WebhookEvent:
+    """`credits.deposited` of one grant of a batch, for a multi-row INSERT."""
+    return new_event(
+        EventType.DEPOSITED, **deposited_fields(project, account, customer_id, idempotency_key, now)
+    )
+
+
+def deposited_fields(
+    project: Project,
+    account: CreditAccount,
+    customer_id: str,
+    idempotency_key: str | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    return {
+        "project": project,
+        "customer_pk": account.customer_id,
+        "customer_id": customer_id,
+        "now": now,
+        "data": {
+            "account_id": str(account.pk),
+            "wallet": account.wallet,
+            "source": account.source,
+            "amount": account.total,
+            "starts_at": account.starts_at,
+            "expires_at": account.expires_at,
+            "business_type": account.business_type,
+            "idempotency_key": idempotency_key,
+        },
+    }
 
 
 def low_balance(
