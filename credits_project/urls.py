@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from credits_project.api.errors import error_response
 from credits_project.errors import NotFound
+from ledger.admin.overview import overview_urls
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -30,5 +31,6 @@ urlpatterns = [
     re_path(r"^v1/(?P<rest>.*)$", unknown_api_route),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("healthz", healthz),
+    path("admin/", include(overview_urls())),
     path("admin/", admin.site.urls),
 ]
