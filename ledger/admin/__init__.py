@@ -6,4 +6,10 @@ customer page with its credits and the operator's actions), `overview` (a projec
 Nothing here moves credits: the actions call `ledger.services`, as the API does.
 """
 
+from django.contrib import admin
+
 from ledger.admin import accounts, audit, customers, entries, overview  # noqa: F401
+
+# The ledger's lists are wide; at 1366 px they need the room the navigation sidebar takes
+# (every page still has its breadcrumbs and the index).
+admin.site.enable_nav_sidebar = False

@@ -27,7 +27,7 @@ from ledger.admin.display import can_act
 from ledger.models import OperatorAction
 from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
-from ledger.templatetags.credits import credits
+from ledger.templatetags.credits import credits, utc
 
 admin.site.unregister(Customer)
 
@@ -38,11 +38,17 @@ class DryRun(Exception):
 
 @admin.register(Customer)
 class CustomerCreditsAdmin(CustomerAdmin):
-    list_display = ["external_id", "project", "name", "email", "available", "created_at"]
+    list_display = ["external_id", "project", "name", "email", "available", "created"]
     search_fields = ["=external_id", "=email"]
     search_help_text = "Exact customer id or email."
     list_select_related = ["project"]
     show_full_result_count = False
+
+    class Media:
+        css = {"all": ["ledger/console.css"]}
+
+    readonly_fields = ["project", "external_id", "created"]
+    exclude = ["created_at"]
 
     def get_queryset(self, request: HttpRequest):
         # Each listed customer's balance as one correlated sum in the list's own statement.
@@ -55,6 +61,10 @@ class CustomerCreditsAdmin(CustomerAdmin):
     @admin.display(description="available")
     def available(self, customer: Customer) -> str:
         return credits(customer.available_now or Decimal(0))
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, customer: Customer) -> str:
+        return utc(customer.created_at)
 
     # --- the page ------------------------------------------------------------------------
 

@@ -16,7 +16,14 @@ def can_act(request: HttpRequest) -> bool:
     return request.user.is_active and request.user.has_perm(ACT_PERMISSION)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ConsoleAdmin(admin.ModelAdmin):
+    """A list styled for the console (`ledger/console.css`)."""
+
+    class Media:
+        css = {"all": ["ledger/console.css"]}
+
+
+class ReadOnlyAdmin(ConsoleAdmin):
     """Balances change only through the services; the admin shows, it does not edit."""
 
     def has_add_permission(self, request, obj=None):

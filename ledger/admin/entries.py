@@ -47,10 +47,9 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     """Append-only: entries are never edited or deleted; corrections are new entries."""
 
     list_display = [
-        "id",
         "created_at_display",
         "customer_id_display",
-        "operation_type",
+        "operation",
         "amount_display",
         "wallet_display",
         "transaction_id",
@@ -70,6 +69,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     ]
     search_fields = ["=transaction_id"]
     search_help_text = "Exact transaction id."
+    list_display_links = ["created_at_display"]
     list_select_related = ["customer", "account"]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
@@ -81,6 +81,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_id_display(self, obj: LedgerEntry) -> str:
         return obj.customer.external_id
+
+    @admin.display(description="operation", ordering="operation_type")
+    def operation(self, obj: LedgerEntry) -> str:
+        return obj.operation_type
 
     @admin.display(description="wallet")
     def wallet_display(self, obj: LedgerEntry) -> str:

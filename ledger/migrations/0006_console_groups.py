@@ -1,19 +1,8 @@
-"""The console's two groups, so they exist right after `migrate`: `support` reads everything
-and acts on nothing; `operator` reads everything and may act on credits (`act_on_credits`).
-Superusers need neither."""
+"""The console's groups `support` and `operator` (see `ledger.console_groups`)."""
 
 from django.db import migrations
 
-READ = [
-    ("customers", "project"),
-    ("customers", "customer"),
-    ("customers", "apikey"),
-    ("ledger", "creditaccount"),
-    ("ledger", "transaction"),
-    ("ledger", "ledgerentry"),
-    ("ledger", "operatoraction"),
-]
-
+from ledger.console_groups import ensure_console_groups
 
 def create_groups(apps, schema_editor):
     # Permissions are made after the last migration; these groups need them now.
@@ -23,18 +12,7 @@ def create_groups(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    view = [
-        Permission.objects.get(content_type__app_label=app, codename=f"view_{model}")
-        for app, model in READ
-    ]
-    act = Permission.objects.get(content_type__app_label="ledger", codename="act_on_credits")
-    support, _ = Group.objects.get_or_create(name="support")
-    support.permissions.add(*view)
-    operator, _ = Group.objects.get_or_create(name="operator")
-    operator.permissions.add(*view, act)
+    ensure_console_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_groups(apps, schema_editor):
