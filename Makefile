@@ -45,6 +45,7 @@ bench: $(VENV)/.dev-installed
 	DATABASE_URL= $(BIN)/python bench/http_load.py
 	$(BIN)/python bench/report.py
 	scripts/with-postgres.sh $(BIN)/python bench/ledger_pages.py
+	scripts/with-postgres.sh $(BIN)/python bench/console_pages.py
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import (
     Case,
     CharField,
@@ -28,9 +29,10 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
+from credits_project.sql import fetch, instant
 from customers.models import Customer, Project
 from ledger.models import (
     CreditAccount,
@@ -268,45 +270,29 @@ def available_history(
     for row in grants:
         changes[row["wallet"], row["day"]] += row["amount"]
 
-    held = Subquery(
+    sign = {
+        OperationType.FREEZE: -1,
+        OperationType.UNFREEZE: 1,
+        OperationType.EXPIRE: -1,
+        OperationType.CONSUME: -1,
+    }
+    entries = (
         LedgerEntry.objects.filter(
             customer=customer,
-            transaction_id=OuterRef("transaction_id"),
-            account=OuterRef("account"),
-            operation_type=OperationType.FREEZE,
+            created_at__gt=since,
+            created_at__lte=at,
+            operation_type__in=list(sign),
         )
-        .values("account")
-        .annotate(held=Sum("amount"))
-        .values("held"),
-        output_field=IntegerField(),
-    )
-    entries = (
-        LedgerEntry.objects.filter(customer=customer, created_at__gt=since, created_at__lte=at)
-        .exclude(operation_type=OperationType.GRANT)
-        .annotate(
-            day=TruncDate("created_at"),
-            held=Case(
-                When(operation_type=OperationType.CONSUME, then=Coalesce(held, Value(0))),
-                default=Value(0),
-                output_field=IntegerField(),
-            ),
-        )
-        .annotate(
-            from_available=Case(
-                When(operation_type=OperationType.FREEZE, then=-F("amount")),
-                When(operation_type=OperationType.UNFREEZE, then=F("amount")),
-                When(operation_type=OperationType.EXPIRE, then=-F("amount")),
-                When(held__gte=F("amount"), then=Value(0)),
-                default=F("held") - F("amount"),
-                output_field=IntegerField(),
-            )
-        )
-        .values("account__wallet", "day")
-        .annotate(change=Sum("from_available"))
+        .annotate(day=TruncDate("created_at"))
+        .values("account__wallet", "day", "operation_type")
+        .annotate(amount=Sum("amount", output_field=amount))
+        .order_by()
     )
     for row in entries:
-        # Summed in micro-credits by the database (the CASE has no field to convert it).
-        changes[row["account__wallet"], row["day"]] += from_micros(int(row["change"] or 0))
+        changes[row["account__wallet"], row["day"]] += sign[row["operation_type"]] * row["amount"]
+    # What a consume took from its freeze's hold had left available at the freeze already.
+    for wallet, day, micros in consumed_from_holds(customer, since, at):
+        changes[wallet, day] += from_micros(int(micros))
 
     wallets = sorted(set(current) | {wallet for wallet, _ in changes})
     today = at.date()
@@ -320,6 +306,35 @@ def available_history(
             level -= changes.get((wallet, day), ZERO)
         series[wallet] = list(reversed(points))
     return series
+
+
+def consumed_from_holds(
+    customer: Customer, since: dt.datetime, at: dt.datetime
+) -> list[tuple[str, dt.date, int]]:
+    """Per wallet and day, micro-credits that consumes took from what their freeze held on the
+    same account (at most the hold): one join of the customer's consumes with its freezes."""
+    day = (
+        "(c.created_at AT TIME ZONE 'UTC')::date"
+        if connection.vendor == "postgresql"
+        else "date(c.created_at)"
+    )
+    rows = fetch(
+        f"SELECT a.wallet, {day}, "
+        "SUM(CASE WHEN f.amount < c.amount THEN f.amount ELSE c.amount END) "
+        "FROM ledger_ledgerentry c "
+        "JOIN ledger_ledgerentry f ON f.customer_id = c.customer_id "
+        "AND f.transaction_id = c.transaction_id AND f.account_id = c.account_id "
+        "AND f.operation_type = 'FREEZE' "
+        "JOIN ledger_creditaccount a ON a.id = c.account_id "
+        "WHERE c.customer_id = %s AND c.operation_type = 'CONSUME' "
+        "AND c.created_at > %s AND c.created_at <= %s "
+        "GROUP BY 1, 2",
+        [customer.pk, instant(since), instant(at)],
+    )
+    return [
+        (wallet, value if isinstance(value, dt.date) else dt.date.fromisoformat(value), micros)
+        for wallet, value, micros in rows
+    ]
 
 
 def available_subquery(at: dt.datetime) -> Subquery:

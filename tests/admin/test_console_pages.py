@@ -21,6 +21,7 @@ from customers.models import Customer
 from ledger import services
 from ledger.consistency import check_ledger
 from ledger.models import CreditAccount, LedgerEntry, OperationType, OperatorAction
+from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
 
 DAY = dt.timedelta(days=1)
@@ -428,3 +429,44 @@ def test_the_console_groups_exist_after_migrate(db):
     operator = Group.objects.get(name="operator").permissions.values_list("codename", flat=True)
     assert "act_on_credits" in operator and "act_on_credits" not in support
     assert all(code.startswith("view_") for code in support)
+
+
+def test_the_chart_walks_available_back_through_grants_charges_and_settlements(project):
+    now = timezone.now()
+    deposit(project, "100", now=now - 10 * DAY)
+    services.deduct(
+        project=project,
+        customer_id="user_42",
+        transaction_id="d1",
+        amount=Decimal(30),
+        actor="t",
+        now=now - 5 * DAY,
+    )
+    services.freeze(
+        project=project,
+        customer_id="user_42",
+        transaction_id="f1",
+        amount=Decimal(10),
+        actor="t",
+        now=now - 3 * DAY,
+    )
+    services.consume(
+        project=project, transaction_id="f1", actual_amount=Decimal(4), actor="t", now=now - 2 * DAY
+    )
+    customer = Customer.objects.get(external_id="user_42")
+    current = {"default": customer_balance(project, "user_42").balance.available}
+
+    series = console.available_history(customer, at=now, current=current, days=12)["default"]
+
+    by_day = {day: amount for day, amount in series}
+    today = now.date()
+    assert [by_day[today - n * DAY] for n in (11, 10, 6, 5, 4, 3, 2, 0)] == [
+        0,
+        100,
+        100,
+        70,
+        70,
+        60,  # frozen
+        66,  # 4 consumed, 6 returned
+        66,
+    ]
