@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -96,7 +96,7 @@ class CustomerCreditsAdmin(CustomerAdmin):
             raise PermissionDenied
         form_class = FORMS.get(action)
         if form_class is None:
-            raise PermissionDenied
+            raise Http404(f"no action {action!r}")
         customer = get_object_or_404(
             self.get_queryset(request).select_related("project"), pk=object_id
         )

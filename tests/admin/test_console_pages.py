@@ -470,3 +470,20 @@ def test_the_chart_walks_available_back_through_grants_charges_and_settlements(p
         66,  # 4 consumed, 6 returned
         66,
     ]
+
+
+def test_check_ledger_reports_an_operator_action_without_the_change_it_records(project):
+    deposit(project, "1")
+    action = OperatorAction.objects.create(
+        customer=Customer.objects.get(),
+        actor="staff:x",
+        action=OperatorAction.Action.GRANT,
+        reason="r",
+        amount=Decimal(5),
+        transaction_id="console-missing",
+        token="t1",
+    )
+
+    assert check_ledger().problems == [
+        f"operator action {action.pk} (GRANT console-missing): no GRANT entry of 5 by staff:x"
+    ]
