@@ -270,28 +270,7 @@ def available_history(
     for row in grants:
         changes[row["wallet"], row["day"]] += row["amount"]
 
-    sign = {
-        OperationType.FREEZE: -1,
-        OperationType.UNFREEZE: 1,
-        OperationType.EXPIRE: -1,
-        OperationType.CONSUME: -1,
-    }
-    entries = (
-        LedgerEntry.objects.filter(
-            customer=customer,
-            created_at__gt=since,
-            created_at__lte=at,
-            operation_type__in=list(sign),
-        )
-        .annotate(day=TruncDate("created_at"))
-        .values("account__wallet", "day", "operation_type")
-        .annotate(amount=Sum("amount", output_field=amount))
-        .order_by()
-    )
-    for row in entries:
-        changes[row["account__wallet"], row["day"]] += sign[row["operation_type"]] * row["amount"]
-    # What a consume took from its freeze's hold had left available at the freeze already.
-    for wallet, day, micros in consumed_from_holds(customer, since, at):
+    for wallet, day, micros in daily_available_changes(customer, since, at):
         changes[wallet, day] += from_micros(int(micros))
 
     wallets = sorted(set(current) | {wallet for wallet, _ in changes})
@@ -308,25 +287,33 @@ def available_history(
     return series
 
 
-def consumed_from_holds(
+def daily_available_changes(
     customer: Customer, since: dt.datetime, at: dt.datetime
 ) -> list[tuple[str, dt.date, int]]:
-    """Per wallet and day, micro-credits that consumes took from what their freeze held on the
-    same account (at most the hold): one join of the customer's consumes with its freezes."""
+    """Per wallet and UTC day, how entries other than grants changed available credits, in
+    micro-credits, in one pass over the customer's entries of those days.
+
+    A freeze takes its amount and an unfreeze gives it back; an expiry takes what expired; a
+    consume takes its amount less what its freeze held on the same account (at most the
+    consume), which the freeze took already. (A freeze writes one entry per account it holds.)
+    """
     day = (
         "(c.created_at AT TIME ZONE 'UTC')::date"
         if connection.vendor == "postgresql"
         else "date(c.created_at)"
     )
     rows = fetch(
-        f"SELECT a.wallet, {day}, "
-        "SUM(CASE WHEN f.amount < c.amount THEN f.amount ELSE c.amount END) "
+        f"SELECT a.wallet, {day}, SUM(CASE "
+        "WHEN c.operation_type = 'UNFREEZE' THEN c.amount "
+        "WHEN c.operation_type = 'CONSUME' AND f.amount IS NOT NULL THEN "
+        "CASE WHEN f.amount < c.amount THEN f.amount - c.amount ELSE 0 END "
+        "ELSE -c.amount END) "
         "FROM ledger_ledgerentry c "
-        "JOIN ledger_ledgerentry f ON f.customer_id = c.customer_id "
-        "AND f.transaction_id = c.transaction_id AND f.account_id = c.account_id "
-        "AND f.operation_type = 'FREEZE' "
         "JOIN ledger_creditaccount a ON a.id = c.account_id "
-        "WHERE c.customer_id = %s AND c.operation_type = 'CONSUME' "
+        "LEFT JOIN ledger_ledgerentry f ON c.operation_type = 'CONSUME' "
+        "AND f.customer_id = c.customer_id AND f.transaction_id = c.transaction_id "
+        "AND f.account_id = c.account_id AND f.operation_type = 'FREEZE' "
+        "WHERE c.customer_id = %s AND c.operation_type <> 'GRANT' "
         "AND c.created_at > %s AND c.created_at <= %s "
         "GROUP BY 1, 2",
         [customer.pk, instant(since), instant(at)],
