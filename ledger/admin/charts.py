@@ -21,8 +21,11 @@ WIDTH, HEIGHT = 760, 220
 LEFT, RIGHT, TOP, BOTTOM = 70, 150, 12, 28
 
 
-def line_chart(series: dict[str, Series], *, title: str) -> SafeString:
-    """One line per named series over the same days, with a legend and the last value of each.
+def line_chart(
+    series: dict[str, Series], *, title: str, legend: str = "{name}: {value}"
+) -> SafeString:
+    """One line per named series over the same days, with a legend and the last value of each
+    (`legend` formats it).
 
     Every series must cover the same days in order.
     """
@@ -70,7 +73,7 @@ def line_chart(series: dict[str, Series], *, title: str) -> SafeString:
             f'<rect x="{WIDTH - RIGHT + 10}" y="{TOP + 16 * number}" width="10" height="10" '
             f'fill="{colour}"/>'
             f'<text x="{WIDTH - RIGHT + 24}" y="{TOP + 9 + 16 * number}" font-size="11">'
-            f"{escape(name)}: {escape(format_decimal(last))}</text>"
+            f"{escape(legend.format(name=name, value=format_decimal(last)))}</text>"
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -30,6 +30,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
             daily_chart=line_chart(
                 {"granted": overview.granted, "consumed": overview.consumed},
                 title="Credits granted and consumed per day, last 90 days (UTC)",
+                legend="{name} today: {value}",
             ),
             breakage_chart=bar_chart(
                 overview.breakage, title="Credits expired unused per month (UTC)"

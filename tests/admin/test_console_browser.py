@@ -2,6 +2,7 @@
 finds a customer, reads its credits and grants some with a reason; support staff only read.
 Each page visited is saved as a screenshot under DATA_DIR/screenshots."""
 
+import base64
 import datetime as dt
 from decimal import Decimal
 
@@ -26,10 +27,12 @@ WIDTH = 1366
 def shoot(browser, name: str) -> None:
     """The whole page at 1366 px wide (up to 4000 px tall), as DATA_DIR/screenshots/<name>."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(WIDTH, min(max(height, 700), 4000))
-    browser.save_screenshot(str(SCREENSHOTS / f"{connection.vendor}-{name}.png"))
-    browser.set_window_size(WIDTH, 900)
+    height = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"]
+    clip = {"x": 0, "y": 0, "width": WIDTH, "height": min(height, 4000), "scale": 1}
+    image = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    (SCREENSHOTS / f"{connection.vendor}-{name}.png").write_bytes(base64.b64decode(image["data"]))
 
 
 def staff_in(group: str, username: str):

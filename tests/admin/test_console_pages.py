@@ -487,3 +487,26 @@ def test_check_ledger_reports_an_operator_action_without_the_change_it_records(p
     assert check_ledger().problems == [
         f"operator action {action.pk} (GRANT console-missing): no GRANT entry of 5 by staff:x"
     ]
+
+
+def test_the_overview_costs_the_same_queries_however_many_customers_and_entries(
+    operator_client, project
+):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = operator_client.get(reverse("credits_overview"), {"project": project.pk})
+            assert response.status_code == 200
+        return len(captured)
+
+    deposit(project, "5")
+    few = queries()
+    for n in range(15):
+        deposit(project, "3", customer_id=f"c{n}", expires_at=timezone.now() + n * DAY + DAY)
+        services.deduct(
+            project=project,
+            customer_id=f"c{n}",
+            transaction_id=f"d{n}",
+            amount=Decimal(1),
+            actor="t",
+        )
+    assert queries() == few
