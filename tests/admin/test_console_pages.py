@@ -510,3 +510,20 @@ def test_the_overview_costs_the_same_queries_however_many_customers_and_entries(
             actor="t",
         )
     assert queries() == few
+
+
+def test_settling_a_freeze_already_released_is_a_form_error(operator_client, project):
+    deposit(project, "10")
+    services.freeze(
+        project=project, customer_id="user_42", transaction_id="f", amount=Decimal(3), actor="t"
+    )
+    services.unfreeze(project=project, transaction_id="f", actor="t")
+    url = action_url(project, "consume")
+    fields = {"freeze": "f", "actual_amount": "", "reason": "r"}
+
+    response = operator_client.post(url, {**fields, "token": token_of(operator_client.get(url))})
+
+    assert response.status_code == 200
+    errors = response.context["form"].non_field_errors()
+    assert errors == ["no frozen credits to consume for this transaction"]
+    assert OperatorAction.objects.count() == 0
