@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from django import forms
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from credits_project.errors import FieldError, InvalidAmount, ServiceError
 from customers.models import Customer
@@ -24,6 +26,7 @@ from ledger.api.requests import (
     UnfreezeRequestSerializer,
 )
 from ledger.models import BusinessType, OperatorAction, Transaction
+from ledger.selectors.balances import customer_balance
 from ledger.selectors.console import expirable_accounts
 from ledger.templatetags.credits import credits, utc
 
@@ -86,11 +89,7 @@ class ActionForm(forms.Form):
 
     def summary(self) -> list[tuple[str, str]]:
         """What the confirmation step says will be done."""
-        return [
-            (self.fields[name].label or name, str(self.cleaned_data[name]))
-            for name in self.fields
-            if name != "token"
-        ]
+        raise NotImplementedError
 
     @property
     def transaction_id(self) -> str:
@@ -304,6 +303,71 @@ class ExpireForm(ActionForm):
     def summary(self):
         label = dict(self.fields["account"].choices)[self.cleaned_data["account"]]
         return [("Account", label), ("Reason", self.cleaned_data["reason"])]
+
+
+class AlreadyApplied(Exception):
+    """The form's token names an action already applied: this submit is a repeat."""
+
+
+class DryRun(Exception):
+    """Raised to roll back an action run only to show its effect."""
+
+
+Effect = list[tuple[str, Decimal, Decimal, Decimal, Decimal]]
+"""Per wallet: available before, frozen before, available after, frozen after."""
+
+
+def preview(form: ActionForm, *, actor: str) -> Effect:
+    """What the action would do to each wallet, found by running it through the services in a
+    transaction that is then rolled back. Raises the service's error, or `AlreadyApplied`."""
+    if OperatorAction.objects.filter(token=form.cleaned_data["token"]).exists():
+        raise AlreadyApplied
+    before = wallet_balances(form.customer)
+    try:
+        with transaction.atomic():
+            form.run(actor=actor)
+            after = wallet_balances(form.customer)
+            raise DryRun
+    except DryRun:
+        pass
+    zero = (Decimal(0), Decimal(0))
+    return [
+        (name, *before.get(name, zero), *after.get(name, zero))
+        for name in sorted(set(before) | set(after))
+    ]
+
+
+def apply(form: ActionForm, *, actor: str) -> OperatorAction:
+    """Run the action and record it, in one transaction. Raises the service's error, or
+    `AlreadyApplied` when the form's token was used (by an earlier submit, or by one that ran
+    at the same time and committed first: the services replay it, and the audit row's unique
+    token refuses the second record)."""
+    token = form.cleaned_data["token"]
+    if OperatorAction.objects.filter(token=token).exists():
+        raise AlreadyApplied
+    try:
+        with transaction.atomic():
+            applied = form.run(actor=actor)
+            return OperatorAction.objects.create(
+                customer=form.customer,
+                actor=actor,
+                action=form.action,
+                reason=form.cleaned_data["reason"],
+                amount=applied.amount,
+                transaction_id=applied.transaction_id,
+                token=token,
+                created_at=timezone.now(),
+            )
+    except (ServiceError, IntegrityError):
+        if OperatorAction.objects.filter(token=token).exists():
+            raise AlreadyApplied from None
+        raise
+
+
+def wallet_balances(customer: Customer) -> dict[str, tuple[Decimal, Decimal]]:
+    """Available and frozen per wallet, as the API's balance answers them."""
+    balance = customer_balance(customer.project, customer.external_id)
+    return {name: (w.available, w.frozen) for name, w in balance.wallets.items()}
 
 
 FORMS: dict[str, type[ActionForm]] = {

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -21,19 +20,22 @@ from django.utils.http import urlencode
 from credits_project.errors import ServiceError
 from customers.admin import CustomerAdmin
 from customers.models import Customer
-from ledger.admin.actions import FORMS, ActionForm, new_token
+from ledger.admin.actions import (
+    FORMS,
+    ActionForm,
+    AlreadyApplied,
+    Effect,
+    apply,
+    new_token,
+    preview,
+)
 from ledger.admin.charts import line_chart
 from ledger.admin.display import can_act
-from ledger.models import OperatorAction
 from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
 from ledger.templatetags.credits import credits, utc
 
 admin.site.unregister(Customer)
-
-
-class DryRun(Exception):
-    """Raised to roll back an action run only to show its effect."""
 
 
 @admin.register(Customer)
@@ -111,42 +113,19 @@ class CustomerCreditsAdmin(CustomerAdmin):
         form = form_class(request.POST, customer=customer, now=now)
         if not form.is_valid():
             return self.render_action(request, customer, form)
-        token = form.cleaned_data["token"]
-        if OperatorAction.objects.filter(token=token).exists():
+        try:
+            if request.POST.get("confirm") != "yes":
+                effect = preview(form, actor=actor)
+                return self.render_action(request, customer, form, effect=effect)
+            record = apply(form, actor=actor)
+        except AlreadyApplied:
             messages.info(request, "This form was already submitted; it was applied once.")
             return HttpResponseRedirect(page)
-        if request.POST.get("confirm") != "yes":
-            try:
-                effect = preview(form, customer, actor)
-            except ServiceError as error:
-                form.add_error(None, error.message)
-                return self.render_action(request, customer, form)
-            return self.render_action(request, customer, form, effect=effect)
-
-        try:
-            with transaction.atomic():
-                applied = form.run(actor=actor)
-                record = OperatorAction.objects.create(
-                    customer=customer,
-                    actor=actor,
-                    action=form_class.action,
-                    reason=form.cleaned_data["reason"],
-                    amount=applied.amount,
-                    transaction_id=applied.transaction_id,
-                    token=token,
-                    created_at=timezone.now(),
-                )
-        except (ServiceError, IntegrityError) as error:
-            if OperatorAction.objects.filter(token=token).exists():
-                # Submitted twice at once: the other submit applied it.
-                messages.info(request, "This form was already submitted; it was applied once.")
-                return HttpResponseRedirect(page)
-            if isinstance(error, IntegrityError):
-                raise
+        except ServiceError as error:
             form.add_error(None, error.message)
             return self.render_action(request, customer, form)
-        self.log_change(request, customer, f"{record} ({applied.transaction_id}): {record.reason}")
-        messages.success(request, f"{form_class.title}: done ({applied.transaction_id}).")
+        self.log_change(request, customer, f"{record} ({record.transaction_id}): {record.reason}")
+        messages.success(request, f"{form.title}: done ({record.transaction_id}).")
         return HttpResponseRedirect(page)
 
     def render_action(
@@ -154,7 +133,7 @@ class CustomerCreditsAdmin(CustomerAdmin):
         request: HttpRequest,
         customer: Customer,
         form: ActionForm,
-        effect: list[tuple[str, Decimal, Decimal, Decimal, Decimal]] | None = None,
+        effect: Effect | None = None,
     ) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
@@ -167,31 +146,6 @@ class CustomerCreditsAdmin(CustomerAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/customers/customer/credit_action.html", context)
-
-
-def preview(
-    form: ActionForm, customer: Customer, actor: str
-) -> list[tuple[str, Decimal, Decimal, Decimal, Decimal]]:
-    """Per wallet: available and frozen before and after the action, found by running it
-    through the services in a transaction that is then rolled back."""
-    before = wallet_balances(customer)
-    try:
-        with transaction.atomic():
-            form.run(actor=actor)
-            after = wallet_balances(customer)
-            raise DryRun
-    except DryRun:
-        pass
-    zero = (Decimal(0), Decimal(0))
-    return [
-        (name, *before.get(name, zero), *after.get(name, zero))
-        for name in sorted(set(before) | set(after))
-    ]
-
-
-def wallet_balances(customer: Customer) -> dict[str, tuple[Decimal, Decimal]]:
-    balance = customer_balance(customer.project, customer.external_id)
-    return {name: (w.available, w.frozen) for name, w in balance.wallets.items()}
 
 
 def credits_context(customer: Customer, now: dt.datetime) -> dict:
