@@ -86,6 +86,7 @@ def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason
     search = browser.find_element(By.ID, "searchbar")
     search.send_keys("user_42")
     search.submit()
+    WebDriverWait(browser, 15).until(ec.url_contains("q=user_42"))  # not the list before it
     results = wait_for(browser, "#result_list")
     assert "user_7" not in results.text and "128.25" in results.text  # the available column
     shoot(browser, "customer-list")
