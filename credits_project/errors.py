@@ -179,6 +179,13 @@ class FreezeAutoUnfrozen(BadRequest):
     message = "the freeze passed its deadline and was unfrozen automatically"
 
 
+class AccountNotExpirable(BadRequest):
+    """An operator asked to expire an account that has already expired or not started yet."""
+
+    code = "account_not_expirable"
+    message = "the account has already expired or has not started yet"
+
+
 class InvalidJson(BadRequest):
     code = "invalid_json"
     message = "the request body must be a JSON object"
@@ -235,6 +242,11 @@ class CustomerNotFound(NotFound):
 class TransactionNotFound(NotFound):
     code = "transaction_not_found"
     message = "transaction not found"
+
+
+class AccountNotFound(NotFound):
+    code = "account_not_found"
+    message = "account not found"
 
 
 class MethodNotAllowed(ServiceError):

@@ -193,6 +193,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times in the admin read "2026-12-01 02:24:05 UTC" (credits_project/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["credits_project.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

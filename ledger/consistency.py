@@ -7,7 +7,8 @@ on the account, the rest from available, and adds to `used`; EXPIRE changes no c
 account whose expiry was recorded with nothing frozen has expired exactly its unused remainder.
 Each customer's `SpentCredits` per wallet equals the total of its used-up accounts whose expiry
 is not recorded. Each webhook delivery belongs to its event's customer (the key of its
-in-order sending) and goes to an endpoint of its event's project.
+in-order sending) and goes to an endpoint of its event's project. Each `OperatorAction` has the
+change it records (its grant entry, its deduct, its settled freeze, its recorded expiry).
 """
 
 from collections import defaultdict
@@ -22,7 +23,9 @@ from ledger.models import (
     CreditAccount,
     LedgerEntry,
     OperationType,
+    OperatorAction,
     SpentCredits,
+    Transaction,
     WebhookDelivery,
 )
 from ledger.money import ZERO
@@ -107,6 +110,7 @@ def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> R
         for (customer, wallet), amount in spent.items()
     )
     problems.extend(_webhook_problems(project))
+    problems.extend(_check_operator_actions(project))
     return Report(accounts=account_count, entries=entry_count, problems=problems)
 
 
@@ -121,6 +125,59 @@ def _webhook_problems(project: Project | None) -> Iterator[str]:
             f"webhook delivery {pk} of {event_id}: not for its event's customer, "
             "or to another project's endpoint"
         )
+
+
+def _check_operator_actions(project: Project | None) -> Iterator[str]:
+    """Each operator action recorded did what it says: its grant entry, its deduct, its
+    settled freeze or its recorded expiry exists, for its customer."""
+    actions = OperatorAction.objects.order_by("id")
+    if project is not None:
+        actions = actions.filter(customer__project=project)
+    actions = list(actions)
+    kind = OperatorAction.Action
+    grants = {
+        (e.customer_id, e.transaction_id): e
+        for e in LedgerEntry.objects.filter(
+            operation_type=OperationType.GRANT,
+            transaction_id__in=[a.transaction_id for a in actions if a.action == kind.GRANT],
+        )
+    }
+    charges = {
+        (t.customer_id, t.transaction_id): t
+        for t in Transaction.objects.exclude(kind=Transaction.Kind.DEPOSIT).filter(
+            transaction_id__in=[a.transaction_id for a in actions if a.action != kind.GRANT]
+        )
+    }
+    expired = {
+        (a.customer_id, f"account {a.pk}")
+        for a in CreditAccount.objects.filter(
+            expiry_recorded_at__isnull=False,
+            pk__in=[
+                int(a.transaction_id.removeprefix("account "))
+                for a in actions
+                if a.action == kind.EXPIRE and a.transaction_id.removeprefix("account ").isdigit()
+            ],
+        )
+    }
+    settled = {
+        kind.DEDUCT: (Transaction.Kind.DEDUCT, Transaction.State.DEDUCTED),
+        kind.UNFREEZE: (Transaction.Kind.FREEZE, Transaction.State.UNFROZEN),
+        kind.CONSUME: (Transaction.Kind.FREEZE, Transaction.State.CONSUMED),
+    }
+    for action in actions:
+        key = (action.customer_id, action.transaction_id)
+        name = f"operator action {action.pk} ({action.action} {action.transaction_id})"
+        if action.action == kind.GRANT:
+            entry = grants.get(key)
+            if entry is None or (entry.amount, entry.actor) != (action.amount, action.actor):
+                yield f"{name}: no GRANT entry of {action.amount} by {action.actor}"
+        elif action.action == kind.EXPIRE:
+            if key not in expired:
+                yield f"{name}: the account's expiry is not recorded"
+        else:
+            charge = charges.get(key)
+            if charge is None or (charge.kind, charge.state) != settled[action.action]:
+                yield f"{name}: no {settled[action.action][0]} in state {settled[action.action][1]}"
 
 
 def _compare(account: CreditAccount, replayed: Replayed) -> Iterator[str]:

@@ -99,7 +99,10 @@ class CreditAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"account {self.pk} ({self.wallet}/{self.source})"
+        # The customer is named by its own id when it is at hand (the admin selects it).
+        customer = self.customer.external_id if "customer" in self._state.fields_cache else None
+        owner = f" of {customer}" if customer else ""
+        return f"account {self.pk}{owner} ({self.wallet}/{self.source})"
 
     @property
     def available(self):
@@ -180,7 +183,7 @@ class Transaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.transaction_id}"
+        return f"{self.kind} {self.transaction_id} ({format_decimal(self.amount)})"
 
 
 class OperationType(models.TextChoices):
@@ -215,7 +218,7 @@ class LedgerEntry(models.Model):
         max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
     )
     description = models.TextField(blank=True, default="")
-    # Who caused the entry: "api_key:<prefix>", "operator:<username>" or "scheduler".
+    # Who caused the entry: "api_key:<prefix>", "staff:<username>" (the console) or "scheduler".
     actor = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -239,7 +242,12 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.operation_type} {format_decimal(self.amount)} on account {self.account_id}"
+        customer = self.customer.external_id if "customer" in self._state.fields_cache else None
+        owner = f" of {customer}" if customer else ""
+        return (
+            f"{self.operation_type} {format_decimal(self.amount)} on account {self.account_id}"
+            f"{owner}"
+        )
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -297,6 +305,42 @@ class SpentCredits(models.Model):
         return f"{self.wallet}: {format_decimal(self.total)} spent"
 
 
+class OperatorAction(models.Model):
+    """One change made by a staff user in the console, with the reason they gave.
+
+    Written in the transaction of the service call it records. `token` is the identity of the
+    console form that made it: a second submit of the same form finds it and applies nothing.
+    """
+
+    class Action(models.TextChoices):
+        GRANT = "GRANT", "Grant credits"
+        DEDUCT = "DEDUCT", "Deduct credits"
+        UNFREEZE = "UNFREEZE", "Release a freeze"
+        CONSUME = "CONSUME", "Settle a freeze"
+        EXPIRE = "EXPIRE", "Expire an account"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    actor = models.CharField(max_length=200)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    reason = models.TextField()
+    amount = CreditAmountField(null=True, blank=True)
+    # The ledger's transaction id of the change (the grant's idempotency key, the deduct's or
+    # the freeze's id); "account <id>" for an expiry, whose entries carry none.
+    transaction_id = models.CharField(max_length=255)
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        permissions = [("act_on_credits", "Can grant, deduct, settle and expire credits")]
+        indexes = [
+            models.Index(F("customer"), F("created_at").desc(), name="operator_action_walk"),
+        ]
+
+    def __str__(self) -> str:
+        amount = f" {format_decimal(self.amount)}" if self.amount is not None else ""
+        return f"{self.get_action_display()}{amount} by {self.actor}"
+
+
 # Webhook models live in their own package; imported here so the ledger app owns them.
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent  # noqa: E402
 
@@ -306,6 +350,7 @@ __all__ = [
     "LedgerCounter",
     "LedgerEntry",
     "OperationType",
+    "OperatorAction",
     "SpentCredits",
     "Transaction",
     "WebhookDelivery",

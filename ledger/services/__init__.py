@@ -7,6 +7,7 @@ plan its writes, and apply them (`rows`).
 """
 
 from ledger.services.charges import deduct, freeze
+from ledger.services.corrections import expire_account
 from ledger.services.deposits import Profile, deposit
 from ledger.services.scheduled import expire_due, settle_due
 from ledger.services.settlements import consume, unfreeze
@@ -16,6 +17,7 @@ __all__ = [
     "consume",
     "deduct",
     "deposit",
+    "expire_account",
     "expire_due",
     "freeze",
     "settle_due",

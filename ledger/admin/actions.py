@@ -1,0 +1,379 @@
+"""The operator's actions on a customer: one form each, validated by the API's own request
+serializers and carried out by the API's own service functions.
+
+Every form carries a `token` made when it is first shown. It names the action: the grant's
+idempotency key and the deduct's transaction id derive from it, and the audit row stores it
+(unique), so submitting one form twice applies it once.
+"""
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+from django import forms
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from credits_project.errors import FieldError, InvalidAmount, ServiceError
+from customers.models import Customer
+from ledger import services
+from ledger.api.requests import (
+    ConsumeRequestSerializer,
+    DeductRequestSerializer,
+    DepositRequestSerializer,
+    UnfreezeRequestSerializer,
+)
+from ledger.models import BusinessType, OperatorAction, Transaction
+from ledger.selectors.balances import customer_balance
+from ledger.selectors.console import expirable_accounts
+from ledger.templatetags.credits import credits, utc
+
+UTC_HELP = "UTC, e.g. 2027-01-31 00:00 (an offset such as +02:00 may be given)."
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What an action did, for its audit row."""
+
+    amount: Decimal | None
+    transaction_id: str
+
+
+class ActionForm(forms.Form):
+    """Validates like the API (its serializer raises the API's errors, shown on the fields
+    they name) and runs the service the API runs."""
+
+    action: ClassVar[str]
+    title: ClassVar[str]
+    # The API's field names, where they differ from the form's.
+    api_fields: ClassVar[dict[str, str]] = {"description": "reason"}
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        max_length=1000,
+        help_text="Required; recorded with the action (and on the ledger entry where it has one).",
+    )
+
+    def __init__(self, *args: Any, customer: Customer, now: dt.datetime, **kwargs: Any):
+        self.customer, self.now = customer, now
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.request = self.parse(data)
+        except FieldError as error:
+            field = error.details["field"]
+            field = self.api_fields.get(field, field)
+            self.add_error(field if field in self.fields else None, error.message)
+        except ServiceError as error:
+            self.add_error(None, error.message)
+        return data
+
+    def parse(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The API's validated request for this form's data."""
+        raise NotImplementedError
+
+    def run(self, *, actor: str) -> Applied:
+        """Carry the action out through the services (in the caller's transaction)."""
+        raise NotImplementedError
+
+    def summary(self) -> list[tuple[str, str]]:
+        """What the confirmation step says will be done."""
+        raise NotImplementedError
+
+    @property
+    def transaction_id(self) -> str:
+        return f"console-{self.cleaned_data['token']}"
+
+
+def amount_of(text: str | None) -> Decimal | int | None:
+    """A typed amount as the API's JSON parser would read it: exact, never a float."""
+    if text in (None, ""):
+        return None
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise InvalidAmount("amount") from None
+    if not value.is_finite():
+        raise InvalidAmount("amount")
+    return value
+
+
+def instant_of(text: str | None) -> str | None:
+    """A typed instant for the API's field: UTC unless an offset is given."""
+    if not text:
+        return None
+    text = text.strip().replace(" ", "T", 1)
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text  # the API's field rejects it with its own error
+    return text if parsed.tzinfo else f"{text}+00:00"
+
+
+class GrantForm(ActionForm):
+    action = OperatorAction.Action.GRANT
+    title = "Grant credits"
+
+    amount = forms.CharField(max_length=40)
+    wallet = forms.CharField(max_length=64, initial="default")
+    source = forms.CharField(max_length=64, initial="default")
+    starts_at = forms.CharField(required=False, label="Starts at", help_text=UTC_HELP)
+    expires_at = forms.CharField(required=False, label="Expires at", help_text=UTC_HELP)
+    field_order = ["amount", "wallet", "source", "starts_at", "expires_at", "reason"]
+
+    def parse(self, data):
+        return DepositRequestSerializer.parse(
+            {
+                "customer_id": self.customer.external_id,
+                "amount": amount_of(data["amount"]),
+                "wallet": data["wallet"],
+                "source": data["source"],
+                "starts_at": instant_of(data["starts_at"]),
+                "expires_at": instant_of(data["expires_at"]),
+                "idempotency_key": self.transaction_id,
+                "description": data["reason"],
+                "business_type": BusinessType.ADMIN_GRANT,
+            }
+        )
+
+    def run(self, *, actor):
+        request = dict(self.request)
+        for profile_field in ("name", "email", "metadata"):
+            request.pop(profile_field)
+        result = services.deposit(project=self.customer.project, actor=actor, **request)
+        return Applied(result.added_amount, self.transaction_id)
+
+    def summary(self):
+        r = self.request
+        return [
+            ("Amount", credits(r["amount"])),
+            ("Wallet", r["wallet"]),
+            ("Source", r["source"]),
+            ("Starts", utc(r["starts_at"]) or "at once"),
+            ("Expires", utc(r["expires_at"]) or "never"),
+            ("Business type", BusinessType.ADMIN_GRANT),
+            ("Reason", r["description"]),
+        ]
+
+
+class DeductForm(ActionForm):
+    action = OperatorAction.Action.DEDUCT
+    title = "Deduct credits (a correction)"
+
+    amount = forms.CharField(max_length=40)
+    wallet = forms.CharField(
+        max_length=64, required=False, help_text="Only from this wallet; empty for any."
+    )
+    field_order = ["amount", "wallet", "reason"]
+
+    def parse(self, data):
+        return DeductRequestSerializer.parse(
+            {
+                "customer_id": self.customer.external_id,
+                "transaction_id": self.transaction_id,
+                "amount": amount_of(data["amount"]),
+                "wallet": data["wallet"] or None,
+                "description": data["reason"],
+            }
+        )
+
+    def run(self, *, actor):
+        result = services.deduct(project=self.customer.project, actor=actor, **self.request)
+        return Applied(result.deducted_amount, self.transaction_id)
+
+    def summary(self):
+        r = self.request
+        return [
+            ("Amount", credits(r["amount"])),
+            ("Wallets", ", ".join(r["wallets"]) if r["wallets"] else "any"),
+            ("Transaction id", r["transaction_id"]),
+            ("Reason", r["description"]),
+        ]
+
+
+class FreezeForm(ActionForm):
+    """A form about one of the customer's open freezes."""
+
+    freeze = forms.CharField(max_length=255, label="Freeze (transaction id)")
+
+    def clean_freeze(self) -> str:
+        transaction_id = self.cleaned_data["freeze"]
+        if not Transaction.objects.filter(
+            customer=self.customer, kind=Transaction.Kind.FREEZE, transaction_id=transaction_id
+        ).exists():
+            raise forms.ValidationError("This customer has no freeze with this transaction id.")
+        return transaction_id
+
+    @property
+    def transaction_id(self) -> str:
+        return self.cleaned_data["freeze"]
+
+
+class UnfreezeForm(FreezeForm):
+    action = OperatorAction.Action.UNFREEZE
+    title = "Release a freeze"
+    field_order = ["freeze", "reason"]
+
+    def parse(self, data):
+        return UnfreezeRequestSerializer.parse({"transaction_id": data["freeze"]})
+
+    def run(self, *, actor):
+        result = services.unfreeze(project=self.customer.project, actor=actor, **self.request)
+        return Applied(result.unfrozen_amount, self.transaction_id)
+
+    def summary(self):
+        return [("Freeze", self.transaction_id), ("Reason", self.cleaned_data["reason"])]
+
+
+class ConsumeForm(FreezeForm):
+    action = OperatorAction.Action.CONSUME
+    title = "Settle a freeze"
+    actual_amount = forms.CharField(
+        max_length=40, required=False, help_text="Empty to consume the whole frozen amount."
+    )
+    field_order = ["freeze", "actual_amount", "reason"]
+
+    def parse(self, data):
+        amount = data["actual_amount"]
+        try:
+            actual = amount_of(amount)
+        except InvalidAmount:
+            raise InvalidAmount("actual_amount") from None
+        return ConsumeRequestSerializer.parse(
+            {"transaction_id": data["freeze"], "actual_amount": actual}
+        )
+
+    def run(self, *, actor):
+        result = services.consume(project=self.customer.project, actor=actor, **self.request)
+        return Applied(result.consumed_amount, self.transaction_id)
+
+    def summary(self):
+        actual = self.request["actual_amount"]
+        return [
+            ("Freeze", self.transaction_id),
+            ("Consume", "the whole frozen amount" if actual is None else credits(actual)),
+            ("Reason", self.cleaned_data["reason"]),
+        ]
+
+
+class ExpireForm(ActionForm):
+    action = OperatorAction.Action.EXPIRE
+    title = "Expire an account now"
+    account = forms.TypedChoiceField(coerce=int, label="Account")
+    field_order = ["account", "reason"]
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].choices = [
+            (
+                a.pk,
+                f"account {a.pk}: {a.wallet}/{a.source}, {credits(a.available)} available"
+                + (f", expires {utc(a.expires_at)}" if a.expires_at else ""),
+            )
+            for a in expirable_accounts(self.customer, at=self.now)
+        ]
+
+    def parse(self, data):
+        return {"account_id": data["account"]}
+
+    def run(self, *, actor):
+        services.expire_account(
+            project=self.customer.project,
+            customer_id=self.customer.external_id,
+            actor=actor,
+            **self.request,
+        )
+        return Applied(None, self.transaction_id)
+
+    @property
+    def transaction_id(self) -> str:
+        return f"account {self.cleaned_data['account']}"
+
+    def summary(self):
+        label = dict(self.fields["account"].choices)[self.cleaned_data["account"]]
+        return [("Account", label), ("Reason", self.cleaned_data["reason"])]
+
+
+class AlreadyApplied(Exception):
+    """The form's token names an action already applied: this submit is a repeat."""
+
+
+class DryRun(Exception):
+    """Raised to roll back an action run only to show its effect."""
+
+
+Effect = list[tuple[str, Decimal, Decimal, Decimal, Decimal]]
+"""Per wallet: available before, frozen before, available after, frozen after."""
+
+
+def preview(form: ActionForm, *, actor: str) -> Effect:
+    """What the action would do to each wallet, found by running it through the services in a
+    transaction that is then rolled back. Raises the service's error, or `AlreadyApplied`."""
+    if OperatorAction.objects.filter(token=form.cleaned_data["token"]).exists():
+        raise AlreadyApplied
+    before = wallet_balances(form.customer)
+    try:
+        with transaction.atomic():
+            form.run(actor=actor)
+            after = wallet_balances(form.customer)
+            raise DryRun
+    except DryRun:
+        pass
+    zero = (Decimal(0), Decimal(0))
+    return [
+        (name, *before.get(name, zero), *after.get(name, zero))
+        for name in sorted(set(before) | set(after))
+    ]
+
+
+def apply(form: ActionForm, *, actor: str) -> OperatorAction:
+    """Run the action and record it, in one transaction. Raises the service's error, or
+    `AlreadyApplied` when the form's token was used (by an earlier submit, or by one that ran
+    at the same time and committed first: the services replay it, and the audit row's unique
+    token refuses the second record)."""
+    token = form.cleaned_data["token"]
+    if OperatorAction.objects.filter(token=token).exists():
+        raise AlreadyApplied
+    try:
+        with transaction.atomic():
+            applied = form.run(actor=actor)
+            return OperatorAction.objects.create(
+                customer=form.customer,
+                actor=actor,
+                action=form.action,
+                reason=form.cleaned_data["reason"],
+                amount=applied.amount,
+                transaction_id=applied.transaction_id,
+                token=token,
+                created_at=timezone.now(),
+            )
+    except (ServiceError, IntegrityError):
+        if OperatorAction.objects.filter(token=token).exists():
+            raise AlreadyApplied from None
+        raise
+
+
+def wallet_balances(customer: Customer) -> dict[str, tuple[Decimal, Decimal]]:
+    """Available and frozen per wallet, as the API's balance answers them."""
+    balance = customer_balance(customer.project, customer.external_id)
+    return {name: (w.available, w.frozen) for name, w in balance.wallets.items()}
+
+
+FORMS: dict[str, type[ActionForm]] = {
+    "grant": GrantForm,
+    "deduct": DeductForm,
+    "unfreeze": UnfreezeForm,
+    "consume": ConsumeForm,
+    "expire": ExpireForm,
+}

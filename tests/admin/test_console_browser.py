@@ -1,0 +1,154 @@
+"""The operator console in headless Chromium against the service under gunicorn: an operator
+finds a customer, reads its credits and grants some with a reason; support staff only read.
+Each page visited is saved as a screenshot under DATA_DIR/screenshots."""
+
+import base64
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.utils import timezone
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from ledger import services
+from ledger.models import LedgerEntry, OperatorAction
+from tests.admin.test_admin_console import PASSWORD, log_in
+
+SCREENSHOTS = settings.DATA_DIR / "screenshots"
+WIDTH = 1366
+
+
+def shoot(browser, name: str) -> None:
+    """The whole page at 1366 px wide (up to 4000 px tall), as DATA_DIR/screenshots/<name>."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"]
+    clip = {"x": 0, "y": 0, "width": WIDTH, "height": min(height, 4000), "scale": 1}
+    image = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    (SCREENSHOTS / f"{connection.vendor}-{name}.png").write_bytes(base64.b64decode(image["data"]))
+
+
+def staff_in(group: str, username: str):
+    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def customer_with_credits(transactional_db, project):
+    now = timezone.now()
+    deposit = services.deposit
+    for amount, fields in [
+        ("120", {}),
+        ("30.5", {"wallet": "promo", "expires_at": now + dt.timedelta(days=5)}),
+        ("7", {"wallet": "promo", "starts_at": now + dt.timedelta(days=2)}),
+    ]:
+        deposit(project=project, customer_id="user_42", amount=Decimal(amount), actor="t", **fields)
+    deposit(project=project, customer_id="user_7", amount=Decimal(3), actor="t")
+    services.freeze(
+        project=project,
+        customer_id="user_42",
+        transaction_id="render-job-1",
+        amount=Decimal(20),
+        actor="api_key:test",
+        unfreeze_after_seconds=3600,
+    )
+    services.deduct(
+        project=project,
+        customer_id="user_42",
+        transaction_id="chat-9",
+        amount=Decimal("2.25"),
+        actor="api_key:test",
+        description="chat completion",
+    )
+    return project
+
+
+def wait_for(browser, css: str):
+    return WebDriverWait(browser, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason(
+    browser, service, customer_with_credits
+):
+    staff_in("operator", "alice")
+    log_in(browser, service.base_url, "alice")
+    shoot(browser, "index")
+
+    browser.get(f"{service.base_url}/admin/customers/customer/")
+    search = browser.find_element(By.ID, "searchbar")
+    search.send_keys("user_42")
+    search.submit()
+    WebDriverWait(browser, 15).until(ec.url_contains("q=user_42"))  # not the list before it
+    results = wait_for(browser, "#result_list")
+    assert "user_7" not in results.text and "128.25" in results.text  # the available column
+    shoot(browser, "customer-list")
+    results.find_element(By.LINK_TEXT, "user_42").click()
+
+    breakdown = wait_for(browser, "#credits-breakdown").text
+    assert "promo" in breakdown and "not started" in breakdown
+    assert wait_for(browser, "#credits-balance").text.split()[-4:] == [
+        "150.5",
+        "2.25",
+        "20",
+        "128.25",
+    ]
+    assert "render-job-1" in browser.find_element(By.ID, "credits-freezes").text
+    shoot(browser, "customer-page")
+
+    browser.find_element(By.CSS_SELECTOR, "a.credits-action[href$='/credits/grant/']").click()
+    wait_for(browser, "input[name=amount]").send_keys("500")
+    browser.find_element(By.NAME, "reason").send_keys("Goodwill after the outage")
+    browser.find_element(By.NAME, "_review").click()
+    effect = wait_for(browser, "#credits-effect").text
+    assert "120 → 620" in effect, effect
+    shoot(browser, "grant-confirmation")
+    browser.find_element(By.NAME, "_confirm").click()
+
+    message = wait_for(browser, ".messagelist").text
+    assert "Grant credits: done" in message
+    assert browser.find_element(By.ID, "credits-balance").text.split()[-1] == "628.25"
+    latest = browser.find_element(By.CSS_SELECTOR, "#credits-entries tbody tr").text
+    assert "GRANT" in latest and "Goodwill after the outage" in latest and "staff:alice" in latest
+    audit = browser.find_element(By.ID, "credits-audit").text
+    assert "staff:alice" in audit and "Grant credits" in audit and "500" in audit
+    shoot(browser, "customer-page-after-grant")
+
+    browser.find_element(By.ID, "credits-ledger-link").click()
+    entries = wait_for(browser, "#result_list").text
+    assert "Goodwill after the outage" in entries and "user_7" not in entries
+    shoot(browser, "ledger-list")
+
+    browser.get(f"{service.base_url}/admin/credits-overview/")
+    assert wait_for(browser, "#credits-outstanding").text
+    shoot(browser, "overview")
+
+    entry = LedgerEntry.objects.get(description="Goodwill after the outage")
+    assert (entry.business_type, entry.actor, entry.amount) == ("ADMIN_GRANT", "staff:alice", 500)
+    assert OperatorAction.objects.get().reason == "Goodwill after the outage"
+
+
+def test_support_sees_the_customer_page_without_actions_and_is_refused_an_action(
+    browser, service, customer_with_credits
+):
+    staff_in("support", "sam")
+    log_in(browser, service.base_url, "sam")
+    browser.get(f"{service.base_url}/admin/customers/customer/?q=user_42")
+    wait_for(browser, "#result_list").find_element(By.LINK_TEXT, "user_42").click()
+
+    assert "128.25" in wait_for(browser, "#credits-balance").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "a.credits-action")
+    assert "Release" not in browser.find_element(By.ID, "credits-freezes").text
+    shoot(browser, "customer-page-support")
+
+    grant_url = browser.current_url.replace("/change/", "/credits/grant/")
+    browser.get(grant_url)
+    assert "403" in browser.title or "Forbidden" in browser.page_source
+    assert not browser.find_elements(By.NAME, "amount")
