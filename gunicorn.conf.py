@@ -5,6 +5,13 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", min(4, multiprocessing.cpu_count() * 2)))
+# gevent: each worker serves many connections at once, so slow clients (a partial body, a
+# trickle of headers) wait on their own greenlet instead of holding a whole worker; database
+# calls yield too (psycopg 3 waits cooperatively once gevent has patched the standard library,
+# which the worker does before loading the application).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+# Connections one worker serves at once; the rest wait in the listen backlog.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 200))
 threads = int(os.environ.get("GUNICORN_THREADS", 1))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 30

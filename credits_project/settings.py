@@ -6,6 +6,7 @@ that several gunicorn workers can write at once (IMMEDIATE transactions, WAL, a 
 
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 
 import environ
@@ -74,6 +75,14 @@ TEMPLATES = [
     },
 ]
 
+
+def _gevent_patched() -> bool:
+    """Whether gevent has patched the standard library (gunicorn's gevent worker does it before
+    loading the application)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
 SQLITE_URL = f"sqlite:///{DATA_DIR / 'credits.sqlite3'}"
 DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or SQLITE_URL)}
 EMBEDDED_DATABASE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
@@ -91,18 +100,41 @@ if EMBEDDED_DATABASE:
     )
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    # No `SELECT 1` before each request's first query: a connection that broke meanwhile fails
-    # that request with a retryable 503, and Django drops it before the next one.
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", False)
-    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    database = DATABASES["default"]
+    options = database.setdefault("OPTIONS", {})
+    # Under gevent workers (gunicorn.conf.py) a process serves many requests at once, each on a
+    # greenlet of its own with its own connection: a bounded pool per process keeps them few.
+    # Elsewhere (sync workers, commands, tests) one persistent connection per thread.
+    pool_size = env.int("DATABASE_POOL_SIZE", default=8 if _gevent_patched() else 0)
+    if pool_size:
+        database["CONN_MAX_AGE"] = 0
+        options["pool"] = {
+            "min_size": min(2, pool_size),
+            "max_size": pool_size,
+            # A request waits this long for a connection, then gets a retryable 503.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT_SECONDS", default=3.0),
+        }
+    else:
+        database.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # No check (an empty query) before a connection is used: one that broke meanwhile (the
+    # database restarted) fails its request with a retryable 503 and is dropped. A pool's check
+    # would also wait between failed checks, a second or more per dead pooled connection.
+    database.setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=False))
+    # `transaction` behind pgbouncer in transaction pooling mode (docs/scaling.md): its server
+    # connections change from one transaction to the next, so nothing may be kept prepared on
+    # them (pgbouncer before 1.21 does not carry prepared statements across).
+    DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+    if DATABASE_POOLER not in ("", "session", "transaction"):
+        raise ImproperlyConfigured("DATABASE_POOLER must be empty, session or transaction")
+    prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=DATABASE_POOLER != "transaction")
+    if prepared and DATABASE_POOLER == "transaction":
+        raise ImproperlyConfigured(
+            "DATABASE_PREPARED_STATEMENTS cannot be on with DATABASE_POOLER=transaction"
+        )
+    if prepared:
         # Parameters bound by the server, and a statement run a few times on a connection kept
         # prepared there: the hot path's statements are then planned once per connection.
-        # Turn off behind a pooler in transaction mode (see docs/scaling.md), whose server
-        # connections change from one transaction to the next.
-        DATABASES["default"].setdefault("OPTIONS", {}).update(
-            {"server_side_binding": True, "prepare_threshold": 2}
-        )
+        options.update({"server_side_binding": True, "prepare_threshold": 2})
 
 
 def _create_private(path: Path) -> None:
