@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from credits_project.api.errors import error_response
 from credits_project.errors import NotFound
+from ledger.admin.bulk_grants import bulk_grant_urls
 from ledger.admin.overview import overview_urls
 
 
@@ -36,6 +37,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="docs")),
     path("docs/", RedirectView.as_view(pattern_name="docs")),
     path("healthz", healthz),
-    path("admin/", include(overview_urls())),
+    path("admin/", include(overview_urls() + bulk_grant_urls())),
     path("admin/", admin.site.urls),
 ]

@@ -1,11 +1,13 @@
-"""Fixtures of the console's browser tests: headless Chromium (Debian's chromium and
-chromedriver) at the width an operator's laptop has."""
+"""Fixtures of the console's tests: staff users of each group, and headless Chromium (Debian's
+chromium and chromedriver) at the width an operator's laptop has."""
 
 import shutil
 import tempfile
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 
@@ -37,3 +39,24 @@ def browser() -> Iterator[webdriver.Chrome]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def staff(username: str, group: str | None) -> object:
+    user = get_user_model().objects.create_user(
+        username, password="pw-long-enough-1", is_staff=True
+    )
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def operator_client(client, db):
+    client.force_login(staff("alice", "operator"))
+    return client
+
+
+@pytest.fixture
+def support_client(client, db):
+    client.force_login(staff("sam", "support"))
+    return client

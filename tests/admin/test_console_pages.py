@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -25,27 +24,6 @@ from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
 
 DAY = dt.timedelta(days=1)
-
-
-def staff(username: str, group: str | None) -> object:
-    user = get_user_model().objects.create_user(
-        username, password="pw-long-enough-1", is_staff=True
-    )
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def operator_client(client, db):
-    client.force_login(staff("alice", "operator"))
-    return client
-
-
-@pytest.fixture
-def support_client(client, db):
-    client.force_login(staff("sam", "support"))
-    return client
 
 
 def deposit(project, amount, customer_id="user_42", **fields):

@@ -1,0 +1,175 @@
+"""Bulk grants from the console: upload the `bulk_grant` command's file, read its dry run,
+then confirm. The same services grant (`ledger.services.bulk`), as the staff user.
+
+The upload is kept, private, under `DATA_DIR/uploads` between the dry run and the
+confirmation, named by a random token and its uploader; confirming reads it again. Its rows
+carry the keys the command would derive from the file, so confirming twice, or running the
+command on the same file afterwards, grants each row once.
+"""
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
+
+from credits_project.errors import ServiceError
+from customers.models import Project
+from ledger.admin.display import can_act
+from ledger.services import bulk
+from ledger.services.bulk_files import GrantFile, RowError
+
+MAX_ROWS = 10_000
+MAX_BYTES = 10 * 1024 * 1024
+ERRORS_SHOWN = 200
+TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+class UploadForm(forms.Form):
+    project = forms.ModelChoiceField(Project.objects.order_by("name"))
+    file = forms.FileField(
+        help_text="CSV with a header row (customer_id, amount, and any of wallet, source, "
+        "starts_at, expires_at, idempotency_key, business_type, description, name, email, "
+        f"metadata), or JSON Lines; at most {MAX_ROWS:,} rows."
+    )
+    skip_invalid = forms.BooleanField(
+        required=False, help_text="Grant the valid rows and report the others."
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_BYTES:
+            raise forms.ValidationError(f"The file is larger than {MAX_BYTES // 2**20} MiB.")
+        return upload
+
+
+def bulk_grant_view(request: HttpRequest) -> HttpResponse:
+    if not can_act(request):
+        raise PermissionDenied
+    if request.method == "POST" and "upload" in request.POST:
+        return confirmed(request)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method != "POST" or not form.is_valid():
+        return render(request, form=form)
+    token = secrets.token_hex(16)
+    stored = upload_path(request, token)
+    stored.parent.mkdir(mode=0o700, exist_ok=True)
+    with os.fdopen(os.open(stored, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as copy:
+        for chunk in form.cleaned_data["file"].chunks():
+            copy.write(chunk)
+    project, skip_invalid = form.cleaned_data["project"], form.cleaned_data["skip_invalid"]
+    dry_run = dry_run_of(stored, project)
+    if dry_run["too_many"]:
+        stored.unlink()
+        form.add_error("file", f"The file has more than {MAX_ROWS:,} rows: use the command.")
+        return render(request, form=form)
+    if dry_run["file_error"] is not None:
+        stored.unlink()
+        form.add_error("file", dry_run["file_error"])
+        return render(request, form=form)
+    can_confirm = dry_run["tally"].granted > 0 and (skip_invalid or not dry_run["errors"])
+    if not can_confirm:
+        stored.unlink()
+    return render(
+        request,
+        form=None,
+        dry_run=dry_run,
+        project=project,
+        skip_invalid=skip_invalid,
+        token=token if can_confirm else None,
+    )
+
+
+def confirmed(request: HttpRequest) -> HttpResponse:
+    token = request.POST["upload"]
+    project = Project.objects.filter(pk=request.POST.get("project")).first()
+    stored = upload_path(request, token) if TOKEN.fullmatch(token) else None
+    if project is None or stored is None or not stored.exists():
+        messages.info(request, "This upload was already granted or discarded; nothing was done.")
+        return HttpResponseRedirect(reverse("credits_bulk_grant"))
+    skip_invalid = request.POST.get("skip_invalid") == "on"
+    actor = f"staff:{request.user.get_username()}"
+    errors: list[RowError] = []
+    with stored.open("rb") as source, GrantFile(source) as grant_file:
+        if not skip_invalid:
+            # The dry run was clean, but the credits may have changed since (a key used).
+            bulk.preview(grant_file.rows(project), project=project, on_error=errors.append)
+        if errors:
+            tally = None
+        else:
+            tally = bulk.apply(
+                grant_file.rows(project),
+                project=project,
+                reference=grant_file.reference(project),
+                actor=actor,
+                on_error=errors.append,
+            )
+    stored.unlink()
+    if tally is None:
+        messages.error(request, f"{len(errors)} row(s) are refused now: nothing was granted.")
+        return HttpResponseRedirect(reverse("credits_bulk_grant"))
+    summary = (
+        f"Bulk grant: {tally.granted} row(s) granted, {tally.replayed} replayed, "
+        f"{tally.rejected} refused; "
+        + ", ".join(f"{wallet} {amount}" for wallet, amount in sorted(tally.credits.items()))
+    )
+    admin.site._registry[Project].log_change(request, project, summary)
+    messages.success(request, summary)
+    return HttpResponseRedirect(
+        reverse("admin:ledger_ledgerentry_changelist") + "?" + urlencode({"actor": actor})
+    )
+
+
+def dry_run_of(stored: Path, project: Project) -> dict:
+    errors: list[RowError] = []
+    with stored.open("rb") as source, GrantFile(source) as grant_file:
+        rows = max(grant_file.lines - (grant_file.format == "csv"), 0)
+        if rows > MAX_ROWS:
+            return {"too_many": True, "file_error": None}
+        try:
+            tally = bulk.preview(grant_file.rows(project), project=project, on_error=errors.append)
+        except ServiceError as error:  # the file as a whole (its header) is not valid
+            message = str(RowError("file", error)).removeprefix("file: ")
+            return {"too_many": False, "file_error": message}
+    return {
+        "too_many": False,
+        "file_error": None,
+        "tally": tally,
+        "credits": sorted(tally.credits.items()),
+        "errors": [str(error) for error in errors[:ERRORS_SHOWN]],
+        "more_errors": max(len(errors) - ERRORS_SHOWN, 0),
+    }
+
+
+def upload_path(request: HttpRequest, token: str) -> Path:
+    return Path(settings.DATA_DIR) / "uploads" / f"{request.user.pk}-{token}"
+
+
+def render(request: HttpRequest, **context) -> HttpResponse:
+    return TemplateResponse(
+        request,
+        "admin/ledger/bulk_grant.html",
+        {
+            **admin.site.each_context(request),
+            "title": "Bulk grant",
+            "max_rows": MAX_ROWS,
+            **context,
+        },
+    )
+
+
+def bulk_grant_urls() -> list:
+    """Mounted before the admin's own URLs (under `admin/`), behind its login."""
+    return [
+        path(
+            "credits-bulk-grant/", admin.site.admin_view(bulk_grant_view), name="credits_bulk_grant"
+        )
+    ]

@@ -1,0 +1,125 @@
+"""Bulk grants uploaded in the console: the dry run first, then the grant, as the staff user."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from ledger.consistency import find_inconsistencies
+from ledger.models import LedgerEntry
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("credits_bulk_grant")
+HEADER = "customer_id,amount,wallet,description\n"
+VALID = HEADER + "alice,10,default,welcome\nbob,2.5,promo,\nalice,0.000001,,\n"
+
+
+def upload(client, project, text: str, **fields):
+    data = {"project": project.pk, "file": SimpleUploadedFile("grants.csv", text.encode())}
+    return client.post(URL, {**data, **fields})
+
+
+def confirm(client, dry_run):
+    form = dry_run.context["token"], dry_run.context["project"].pk
+    data = {"upload": form[0], "project": form[1]}
+    if dry_run.context["skip_invalid"]:
+        data["skip_invalid"] = "on"
+    return client.post(URL, data)
+
+
+def grants(project) -> list[tuple[str, str, Decimal, str]]:
+    return [
+        (e.customer.external_id, e.account.wallet, e.amount, e.actor)
+        for e in LedgerEntry.objects.filter(customer__project=project).order_by("id")
+    ]
+
+
+def test_an_upload_shows_the_dry_run_and_grants_nothing_until_confirmed(operator_client, project):
+    dry_run = upload(operator_client, project, VALID)
+
+    assert dry_run.status_code == 200
+    tally = dry_run.context["dry_run"]["tally"]
+    assert (tally.granted, tally.replayed, tally.rejected, tally.customers_created) == (3, 0, 0, 2)
+    assert dry_run.context["dry_run"]["credits"] == [
+        ("default", Decimal("10.000001")),
+        ("promo", Decimal("2.5")),
+    ]
+    assert b"Grant 3 row(s)" in dry_run.content
+    assert not LedgerEntry.objects.exists()
+
+    granted = confirm(operator_client, dry_run)
+
+    assert granted.status_code == 302
+    assert grants(project) == [
+        ("alice", "default", Decimal(10), "staff:alice"),
+        ("bob", "promo", Decimal("2.5"), "staff:alice"),
+        ("alice", "default", Decimal("0.000001"), "staff:alice"),
+    ]
+    assert find_inconsistencies() == []
+    assert not list((Path(settings.DATA_DIR) / "uploads").glob("*-" + dry_run.context["token"]))
+
+
+def test_confirming_twice_or_uploading_the_same_file_again_grants_once(operator_client, project):
+    dry_run = upload(operator_client, project, VALID)
+    confirm(operator_client, dry_run)
+
+    again = confirm(operator_client, dry_run)
+    second_upload = upload(operator_client, project, VALID)
+
+    assert again.status_code == 302
+    assert len(grants(project)) == 3
+    tally = second_upload.context["dry_run"]["tally"]
+    assert (tally.granted, tally.replayed) == (0, 3)
+    assert second_upload.context["token"] is None  # nothing left to grant
+
+
+def test_bad_rows_are_listed_by_line_and_nothing_can_be_granted(operator_client, project):
+    text = HEADER + "alice,10,,\n,5,,\ncarol,-1,,\ndave,1.0000001,,\n"
+
+    dry_run = upload(operator_client, project, text)
+
+    assert dry_run.context["dry_run"]["errors"] == [
+        "line 3: customer_id_required: customer_id is required (field: customer_id)",
+        "line 4: amount_must_be_positive: amount must be a positive number (field: amount)",
+        "line 5: invalid_amount: amount must be a number with at most 6 decimal places and "
+        "at most 10^12 (field: amount)",
+    ]
+    assert dry_run.context["token"] is None
+    assert b"bulk-grant-confirm" not in dry_run.content
+    assert not LedgerEntry.objects.exists()
+
+
+def test_skip_invalid_grants_the_valid_rows(operator_client, project):
+    text = HEADER + "alice,10,,\n,5,,\n"
+
+    dry_run = upload(operator_client, project, text, skip_invalid="on")
+    confirm(operator_client, dry_run)
+
+    assert grants(project) == [("alice", "default", Decimal(10), "staff:alice")]
+
+
+def test_a_file_with_an_unknown_column_is_refused_naming_it(operator_client, project):
+    response = upload(operator_client, project, "customer_id,amount,colour\nalice,1,red\n")
+
+    assert response.status_code == 200
+    assert "colour" in str(response.context["form"].errors["file"])
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_file_of_more_than_ten_thousand_rows_is_for_the_command(operator_client, project):
+    text = HEADER + "".join(f"c{i},1,,\n" for i in range(10_001))
+
+    response = upload(operator_client, project, text)
+
+    assert "use the command" in str(response.context["form"].errors["file"])
+    assert not LedgerEntry.objects.exists()
+
+
+def test_support_staff_cannot_reach_the_bulk_grant(support_client, project):
+    assert support_client.get(URL).status_code == 403
+    assert upload(support_client, project, VALID).status_code == 403
+    assert not LedgerEntry.objects.exists()
