@@ -283,6 +283,7 @@ def main() -> None:
                 **quiet,
             ),
         ]
+        results += variants(args, env, key, first_pk)
         started = time.monotonic()
         fill_ledger(LEDGER_FILL)
         print(f"ledger filled in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -308,6 +309,29 @@ def main() -> None:
         )
     )
     print(f"wrote {out}", file=sys.stderr)
+
+
+def variants(args: argparse.Namespace, env: dict[str, str], key: str, first_pk: int) -> list:
+    """The same deduct load on a differently configured service, each against a reference
+    served the same way: sync workers instead of gevent (what never being held by slow
+    clients costs), and on SQLite commits not synced to disk (what durability costs)."""
+    configurations = [("sync workers", {"GUNICORN_WORKER_CLASS": "sync"})]
+    if connection.vendor == "sqlite":
+        configurations.append(("synchronous=NORMAL", {"BENCH_SQLITE_SYNCHRONOUS": "NORMAL"}))
+    results = []
+    for label, extra in configurations:
+        server = Service(args.workers, {**env, **extra})
+        try:
+            reference = Load(server, "-", first_pk, args.seconds)
+            load = Load(server, key, first_pk, args.seconds)
+            load("warm-up", "deduct", "spread-", SPREAD, seconds=3)
+            results += [
+                reference(f"{label}: reference", "reference", "", SPREAD),
+                load(f"{label}: deduct, spread", "deduct", "spread-", SPREAD),
+            ]
+        finally:
+            server.stop()
+    return results
 
 
 def server_version() -> str:

@@ -92,9 +92,12 @@ def table(run: dict) -> list[str]:
     for r in results:
         database = "in the app" if r["db_cpu_ms"] is None else f"{r['db_cpu_ms']:.2f}"
         app = "" if r["app_cpu_ms"] is None else f"{r['app_cpu_ms']:.2f}"
+        # A variant's rows ("sync workers: ...") compare with its own reference.
+        variant = r["name"].split(": ", 1)[0] + ": " if ": " in r["name"] else ""
+        base = find(results, f"{variant}reference")["rate"] if variant else reference
         lines.append(
             f"| {r['name']} | {r['connections']} | {r['rate']:.0f} | "
-            f"{r['rate'] / reference:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {app} | "
+            f"{r['rate'] / base:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {app} | "
             f"{database} | {r['failures']} |"
         )
     lines += ["", "| goal | measured | target | met |", "|---|---|---|---|"]
@@ -106,6 +109,15 @@ def table(run: dict) -> list[str]:
             ratio = find(results, top)["p50_ms"] / find(results, bottom)["p50_ms"]
             met, bound = ratio <= target, f"≤ {target}"
         lines.append(f"| {label} | {ratio:.2f} | {bound} | {'yes' if met else 'no'} |")
+    comparisons = [
+        ("deduct, gevent workers / sync workers", "deduct, spread", "sync workers: deduct"),
+        ("deduct, synchronous=FULL / NORMAL", "deduct, spread", "synchronous=NORMAL: deduct"),
+    ]
+    lines += ["", "| configuration | deduct req/s ratio |", "|---|---|"]
+    for label, top, bottom in comparisons:
+        if any(r["name"].startswith(bottom) for r in results):
+            ratio = find(results, top)["rate"] / find(results, bottom)["rate"]
+            lines.append(f"| {label} | {ratio:.2f} |")
     return [*lines, ""]
 
 

@@ -29,6 +29,8 @@ def database_settings(env: dict[str, str], prelude: str = "") -> subprocess.Comp
             **{k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")},
             "DJANGO_SETTINGS_MODULE": "credits_project.settings",
             "DATABASE_URL": POSTGRES_URL,
+            # A database server needs a shared secret key (the test runs may not set one).
+            "SECRET_KEY": "a-secret-key-for-reading-settings-in-a-test-" + "x" * 20,
             **env,
         },
         capture_output=True,
