@@ -34,7 +34,7 @@ from customers.models import Customer, Project
 from ledger.models import CreditAccount, Transaction
 from ledger.services import rows as writes
 from ledger.services.bulk_files import GrantRow, RowError
-from ledger.services.bulk_writes import Statistics, chunks, insert_many
+from ledger.services.bulk_writes import Statistics, insert_many
 from ledger.services.deposits import Grant, Profile
 from ledger.services.idempotency import check_repeat, retry_on_identity_race
 from ledger.services.locks import CUSTOMER, TRANSACTION, lock_customers
@@ -43,8 +43,6 @@ from ledger.webhooks import events
 ACTOR = "command:bulk_grant"
 DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 5000
-# Rows per INSERT statement: within both databases' limits on bound parameters.
-INSERT_CHUNK = 500
 
 ErrorHandler = Callable[[RowError], None]
 ProgressHandler = Callable[[int], None]
@@ -288,7 +286,7 @@ def create_customers(
         for external_id in sorted(first_profiles)
     ]
     created = 0
-    for chunk in chunks(new, INSERT_CHUNK):
+    for chunk in writes.chunks(new):
         statement = insert_many(
             chunk, " ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id"
         )
@@ -330,7 +328,7 @@ def write_grants(
     """The grants' accounts, then their receipts, GRANT entries and `credits.deposited`
     events (when the project has a webhook endpoint), in multi-row INSERTs."""
     with_events = events.has_enabled_endpoint(project)
-    for chunk in chunks(plan.grants, INSERT_CHUNK):
+    for chunk in writes.chunks(plan.grants):
         accounts = [row.grant.account(customers[row.customer_id], now) for row, _ in chunk]
         inserted = insert_many(accounts, " RETURNING id")
         for account, (pk,) in zip(accounts, fetch(inserted.sql, inserted.params), strict=True):

@@ -5,7 +5,7 @@ thousand rows per table, for which PostgreSQL takes one array per column instead
 tables it fills need fresh statistics sooner than autovacuum gives them.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -96,8 +96,3 @@ class Statistics:
         if self.stale and database().vendor == "postgresql":
             execute(f"ANALYZE {', '.join(self.TABLES)}")
         self.stale = False
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -104,13 +104,24 @@ def apply(plan: Plan) -> None:
             spent[account.customer_id, account.wallet] += (
                 account.total if not was_spent else -account.total
             )
+    accounts = [change.account for change in changes]
     statements = [
-        counters_statement([change.account for change in changes]),
+        *(counters_statement(part) for part in chunks(accounts)),
         spent_statement({key: amount for key, amount in spent.items() if amount}),
-        insert_statement(plan.entries),
+        *(insert_statement(part) for part in chunks(plan.entries)),
         *plan.rows,
     ]
     run_together([s for s in statements if s is not None])
+
+
+# Rows per statement, and bound parameters per statement at most: within SQLite's limit
+# (32,766) and PostgreSQL's (65,535), however many accounts one charge draws on.
+ROWS_PER_STATEMENT = 500
+MAX_PARAMETERS = 30_000
+
+
+def chunks(items: Sequence[Any], size: int = ROWS_PER_STATEMENT) -> list[Sequence[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def is_spent(account: CreditAccount) -> bool:
@@ -119,11 +130,13 @@ def is_spent(account: CreditAccount) -> bool:
 
 
 def run_together(statements: Sequence[Statement]) -> list[tuple]:
-    """Run independent writes: as one statement on PostgreSQL, one by one elsewhere. Returns
-    the rows the last one returns (when it ends in RETURNING)."""
+    """Run independent writes: as one statement on PostgreSQL (unless together they would
+    bind too many parameters), one by one elsewhere. Returns the rows the last one returns
+    (when it ends in RETURNING)."""
     *parts, last = statements
     db = database()
-    if db.vendor == "postgresql" and parts:
+    fits = sum(len(statement.params) for statement in statements) <= MAX_PARAMETERS
+    if db.vendor == "postgresql" and parts and fits:
         together = ", ".join(f"w{n} AS ({part.sql})" for n, part in enumerate(parts))
         last = Statement(
             f"WITH {together} {last.sql}", [p for statement in statements for p in statement.params]

@@ -5,8 +5,11 @@ State is set up through the real services; the clock is moved with their `now=` 
 
 import datetime as dt
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 
 from credits_project.errors import (
     CustomerNotFound,
@@ -17,6 +20,7 @@ from credits_project.errors import (
 )
 from customers.models import Project
 from ledger.api.shapes import render
+from ledger.consistency import find_inconsistencies
 from ledger.models import LedgerEntry, Transaction
 from ledger.services import consume, deduct, deposit, freeze
 from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, item, wire
@@ -723,3 +727,22 @@ def test_deposit_instants_are_compared_to_the_microsecond_for_idempotency(projec
         )
     )
     assert replay["is_idempotent_replay"] is True
+
+
+def test_charges_drawing_on_thousands_of_accounts_are_written_whole(project, tmp_path):
+    # More accounts than one statement may bind parameters for, on either database.
+    grants = tmp_path / "grants.csv"
+    grants.write_text("customer_id,amount\n" + "c1,1\n" * 8_700)
+    call_command("bulk_grant", str(grants), "--project", project.name, stdout=StringIO())
+
+    deducted = render(charge(deduct, project, "d1", 4_200, now=timezone.now()))
+    frozen = render(charge(freeze, project, "f1", 4_250, now=timezone.now()))
+    consumed = render(
+        consume(project=project, transaction_id="f1", actual_amount=Decimal(4_300), actor=ACTOR)
+    )
+
+    assert len(deducted["deduct_details"]) == 4_200
+    assert len(frozen["freeze_details"]) == 4_250
+    assert (consumed["consumed_amount"], consumed["overage_amount"]) == (4_300, 50)
+    assert LedgerEntry.objects.filter(operation_type="CONSUME").count() == 4_200 + 4_300
+    assert find_inconsistencies(project) == []
