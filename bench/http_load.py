@@ -111,7 +111,7 @@ def fill_ledger(entries: int) -> None:
     )
     account_id = services.deposit(
         project=customer.project, customer_id="filler", amount=Decimal(1), actor="bench"
-    )["account_id"]
+    ).account_id
     if connection.vendor == "postgresql":
         series = "SELECT g FROM generate_series(1, %s) AS g"
     else:
