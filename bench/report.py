@@ -93,7 +93,8 @@ def table(run: dict) -> list[str]:
         database = "in the app" if r["db_cpu_ms"] is None else f"{r['db_cpu_ms']:.2f}"
         app = "" if r["app_cpu_ms"] is None else f"{r['app_cpu_ms']:.2f}"
         # A variant's rows ("sync workers: ...") compare with its own reference.
-        variant = r["name"].split(": ", 1)[0] + ": " if ": " in r["name"] else ""
+        prefix = r["name"].split(": ", 1)[0]
+        variant = f"{prefix}: " if ": " in r["name"] and prefix != "reference" else ""
         base = find(results, f"{variant}reference")["rate"] if variant else reference
         lines.append(
             f"| {r['name']} | {r['connections']} | {r['rate']:.0f} | "
