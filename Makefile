@@ -23,7 +23,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput -v0
 	COLLECTING_STATIC=true $(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/python manage.py bootstrap_demo
+	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/python manage.py bootstrap_demo
 	@$(BIN)/python manage.py run_scheduler & scheduler=$$!; \
 	  trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
 	  GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn credits_project.wsgi

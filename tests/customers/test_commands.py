@@ -92,8 +92,11 @@ def test_revoke_api_key_of_an_unknown_prefix_fails(project, make_key):
     assert health(raw_key) == 200
 
 
-def test_bootstrap_demo_first_run_creates_a_project_key_and_admin(client):
+def test_bootstrap_demo_first_run_creates_a_project_key_and_admin(client, monkeypatch):
+    monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:9123")  # as `make run PORT=9123` sets it
     stdout, _ = run("bootstrap_demo")
+
+    assert "http://127.0.0.1:9123/admin/" in stdout
 
     match = re.search(r"API key:\s+(\S+)", stdout)
     assert match, stdout

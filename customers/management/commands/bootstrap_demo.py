@@ -1,3 +1,4 @@
+import os
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -30,6 +31,8 @@ class Command(BaseCommand):
             owner, _ = Project.objects.get_or_create(name=project)
             _, raw_key = ApiKey.objects.create_key(project=owner, name="demo")
             User.objects.create_superuser(username=username, email="", password=password)
+        # Where `make run` is about to serve (its HOST and PORT), so the link works as printed.
+        address = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
         self.stdout.write(
             "\n".join(
                 [
@@ -37,7 +40,7 @@ class Command(BaseCommand):
                     "First run: created a demo project, an API key and an admin login.",
                     f"  project:  {owner.name}",
                     f"  API key:  {raw_key}   (shown once; only its hash is stored)",
-                    f"  admin:    http://127.0.0.1:8000/admin/  user {username!r}, "
+                    f"  admin:    http://{address}/admin/  user {username!r}, "
                     f"password {password!r}",
                     "",
                 ]
