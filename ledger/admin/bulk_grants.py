@@ -10,6 +10,7 @@ command on the same file afterwards, grants each row once.
 import os
 import re
 import secrets
+from itertools import islice
 from pathlib import Path
 
 from django import forms
@@ -89,12 +90,21 @@ def bulk_grant_view(request: HttpRequest) -> HttpResponse:
 
 
 def confirmed(request: HttpRequest) -> HttpResponse:
-    token = request.POST["upload"]
-    project = Project.objects.filter(pk=request.POST.get("project")).first()
+    token, project_pk = request.POST["upload"], request.POST.get("project", "")
+    project = Project.objects.filter(pk=project_pk).first() if project_pk.isdigit() else None
     stored = upload_path(request, token) if TOKEN.fullmatch(token) else None
-    if project is None or stored is None or not stored.exists():
+    claimed = None
+    if project is not None and stored is not None:
+        # Claimed by renaming: of two confirmations at once, one finds the file gone.
+        claimed = stored.with_name(stored.name + ".granting")
+        try:
+            stored.rename(claimed)
+        except FileNotFoundError:
+            claimed = None
+    if claimed is None:
         messages.info(request, "This upload was already granted or discarded; nothing was done.")
         return HttpResponseRedirect(reverse("credits_bulk_grant"))
+    stored = claimed
     skip_invalid = request.POST.get("skip_invalid") == "on"
     actor = f"staff:{request.user.get_username()}"
     errors: list[RowError] = []
@@ -112,7 +122,7 @@ def confirmed(request: HttpRequest) -> HttpResponse:
                 actor=actor,
                 on_error=errors.append,
             )
-    stored.unlink()
+    stored.unlink(missing_ok=True)
     if tally is None:
         messages.error(request, f"{len(errors)} row(s) are refused now: nothing was granted.")
         return HttpResponseRedirect(reverse("credits_bulk_grant"))
@@ -123,6 +133,8 @@ def confirmed(request: HttpRequest) -> HttpResponse:
     )
     admin.site._registry[Project].log_change(request, project, summary)
     messages.success(request, summary)
+    if tally.rejected:
+        messages.warning(request, bulk.REFUSED_ROWS_ADVICE)
     return HttpResponseRedirect(
         reverse("admin:ledger_ledgerentry_changelist") + "?" + urlencode({"actor": actor})
     )
@@ -131,10 +143,10 @@ def confirmed(request: HttpRequest) -> HttpResponse:
 def dry_run_of(stored: Path, project: Project) -> dict:
     errors: list[RowError] = []
     with stored.open("rb") as source, GrantFile(source) as grant_file:
-        rows = max(grant_file.lines - (grant_file.format == "csv"), 0)
-        if rows > MAX_ROWS:
-            return {"too_many": True, "file_error": None}
         try:
+            # Rows as parsed, not lines counted: a CSV may end its lines with a bare CR.
+            if sum(1 for _ in islice(grant_file.rows(project), MAX_ROWS + 1)) > MAX_ROWS:
+                return {"too_many": True, "file_error": None}
             tally = bulk.preview(grant_file.rows(project), project=project, on_error=errors.append)
         except ServiceError as error:  # the file as a whole (its header) is not valid
             message = str(RowError("file", error)).removeprefix("file: ")

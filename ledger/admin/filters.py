@@ -17,6 +17,11 @@ class InputFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [("", "")]  # shown as a text box, not as choices
 
+    def value(self) -> str | None:
+        """What was typed, without NUL characters (no database column can hold one)."""
+        value = super().value()
+        return value.replace("\x00", "") if value else value
+
     def has_output(self) -> bool:
         return True
 
@@ -82,4 +87,6 @@ class UntilFilter(InputFilter):
 
     def queryset(self, request, queryset):
         end = parse_day(self.value())
-        return queryset.filter(Q(created_at__lt=end + dt.timedelta(days=1))) if end else queryset
+        if end is None or end.date() == dt.date.max:  # the last day there is: no bound
+            return queryset
+        return queryset.filter(Q(created_at__lt=end + dt.timedelta(days=1)))

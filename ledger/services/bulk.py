@@ -41,6 +41,12 @@ from ledger.services.locks import CUSTOMER, TRANSACTION, lock_customers
 from ledger.webhooks import events
 
 ACTOR = "command:bulk_grant"
+# A row's derived key names the file's content: an edited copy is another file, whose rows
+# would all be granted again.
+REFUSED_ROWS_ADVICE = (
+    "Refused rows were not granted. Grant them from a new file holding only those rows, "
+    "corrected; rerunning an edited copy of this file would grant every row again."
+)
 DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 5000
 

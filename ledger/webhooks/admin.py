@@ -49,7 +49,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def event_type(self, delivery: WebhookDelivery) -> str:
         return delivery.event.type
 
-    @admin.action(description="Re-send the selected deliveries")
+    def has_resend_permission(self, request) -> bool:
+        # Deliveries are read-only in the admin; re-sending is for who may change them.
+        return request.user.has_perm("ledger.change_webhookdelivery")
+
+    @admin.action(description="Re-send the selected deliveries", permissions=["resend"])
     def resend(self, request, queryset: QuerySet[WebhookDelivery]) -> None:
         """Queue each again now, with a fresh retry window; the scheduler sends them (still
         after any earlier pending delivery of the same customer to the same endpoint)."""

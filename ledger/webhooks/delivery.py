@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.encoding import iri_to_uri
 from standardwebhooks import Webhook
 
 from credits_project.api.json import dumps
@@ -169,7 +170,7 @@ def signed_request(claim: Claim) -> urllib.request.Request:
     body = dumps(claim.payload)
     sent_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     return urllib.request.Request(
-        claim.url,
+        iri_to_uri(claim.url),  # an address with non-ASCII characters, percent-encoded
         data=body.encode(),
         method="POST",
         headers={
@@ -191,7 +192,7 @@ def send(claim: Claim) -> tuple[int | None, str]:
             return r.status, ""
     except urllib.error.HTTPError as error:
         return error.code, f"HTTP {error.code} {error.reason}"[:ERROR_CHARS]
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
         reason = getattr(error, "reason", error)
         return None, f"{type(error).__name__}: {reason}"[:ERROR_CHARS]
 

@@ -15,6 +15,7 @@ import secrets
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -42,7 +43,7 @@ def new_event_id() -> str:
 
 class WebhookEndpoint(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="webhook_endpoints")
-    url = models.URLField(max_length=2000)
+    url = models.URLField(max_length=2000, validators=[URLValidator(schemes=["http", "https"])])
     # Event type names (`EventType`); empty takes every type.
     event_types = models.JSONField(default=list, blank=True)
     enabled = models.BooleanField(default=True)

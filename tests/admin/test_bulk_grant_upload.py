@@ -123,3 +123,23 @@ def test_support_staff_cannot_reach_the_bulk_grant(support_client, project):
     assert support_client.get(URL).status_code == 403
     assert upload(support_client, project, VALID).status_code == 403
     assert not LedgerEntry.objects.exists()
+
+
+def test_a_confirmation_naming_no_project_or_a_bad_one_does_nothing(operator_client, project):
+    dry_run = upload(operator_client, project, VALID)
+
+    for bad in ("abc", "", "999999"):
+        data = {"upload": dry_run.context["token"], "project": bad}
+        assert operator_client.post(URL, data).status_code == 302
+
+    assert not LedgerEntry.objects.exists()
+    assert confirm(operator_client, dry_run).status_code == 302  # the upload is still there
+    assert len(grants(project)) == 3
+
+
+def test_rows_are_counted_as_parsed_whatever_ends_the_lines(operator_client, project):
+    text = "customer_id,amount\r" + "".join(f"c{i},1\r" for i in range(10_001))
+
+    response = upload(operator_client, project, text)
+
+    assert "use the command" in str(response.context["form"].errors["file"])

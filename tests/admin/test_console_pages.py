@@ -505,3 +505,12 @@ def test_settling_a_freeze_already_released_is_a_form_error(operator_client, pro
     errors = response.context["form"].non_field_errors()
     assert errors == ["no frozen credits to consume for this transaction"]
     assert OperatorAction.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "query", [{"until": "9999-12-31"}, {"since": "0001-01-01"}, {"actor": "a\x00b"}]
+)
+def test_the_ledger_list_takes_any_typed_filter_without_an_error(support_client, query):
+    response = support_client.get(reverse("admin:ledger_ledgerentry_changelist"), query)
+
+    assert response.status_code == 200

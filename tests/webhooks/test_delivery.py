@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from ledger import services
 from ledger.webhooks.delivery import Dispatcher, backoff, deliver_endpoint, fan_out
-from ledger.webhooks.models import WebhookDelivery, WebhookEvent
+from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.support import T0, deposit
 from tests.webhooks.support import deliver_all, endpoint, receiver
 
@@ -118,6 +118,25 @@ def test_a_dead_endpoint_is_retried_with_the_error_kept(project):
     assert (delivery.status, delivery.attempts, delivery.response_code) == ("pending", 1, None)
     assert "refused" in delivery.last_error.lower()
     assert delivery.next_attempt_at == T0 + backoff(1)
+
+
+@pytest.mark.django_db
+def test_an_address_with_non_ascii_characters_is_sent_percent_encoded(project):
+    endpoint(project, "http://127.0.0.1:9/hook/\u00fc")
+    deposit(project, 1, now=T0)
+    deliver_all(T0)
+
+    delivery = WebhookDelivery.objects.get()  # attempted (nothing listens), not stuck leased
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "refused" in delivery.last_error.lower()
+
+
+def test_endpoints_take_http_and_https_addresses_only(project):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        WebhookEndpoint(project=project, url="ftp://example.com/hook").full_clean()
+    WebhookEndpoint(project=project, url="https://example.com/hook").full_clean()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -214,6 +214,8 @@ class Command(BaseCommand):
         for line in lines:
             if line is not None:
                 self.stdout.write(line)
+        if tally.rejected and tally.granted and not dry_run:
+            self.stderr.write(bulk.REFUSED_ROWS_ADVICE)
 
     def exit_if(self, failed: Any) -> None:
         if failed:
