@@ -37,7 +37,7 @@ from ledger.services.bulk_files import GrantRow, RowError
 from ledger.services.bulk_writes import Statistics, insert_many
 from ledger.services.deposits import Grant, Profile
 from ledger.services.idempotency import check_repeat, retry_on_identity_race
-from ledger.services.locks import CUSTOMER, TRANSACTION, lock_customers
+from ledger.services.locks import TRANSACTION, customers_by_id, lock_customers
 from ledger.webhooks import events
 
 ACTOR = "command:bulk_grant"
@@ -148,7 +148,7 @@ def preview(
         done = Tally(rejected=len(invalid))
         errors = list(invalid)
         if valid:
-            customers = known_customers(project, {row.customer_id for row in valid})
+            customers = customers_by_id(project, {row.customer_id for row in valid})
             plan = plan_batch(valid, customers, deposits_by_key(project, valid))
             new = {row.customer_id for row, _ in plan.grants} - customers.keys()
             done.add(plan.tally(customers_created=len(new)))
@@ -158,19 +158,6 @@ def preview(
         if on_progress is not None:
             on_progress(done.rows)
     return tally
-
-
-def known_customers(project: Project, customer_ids: set[str]) -> dict[str, Customer]:
-    """The existing ones of these customers, by id (without locking them)."""
-    sql, params = rows_by_key(
-        "customers_customer",
-        CUSTOMER.sql("t"),
-        "external_id",
-        sorted(customer_ids),
-        "t.project_id = %s",
-        [project.pk],
-    )
-    return {customer.external_id: customer for customer in CUSTOMER.load(fetch(sql, params))}
 
 
 def batches(

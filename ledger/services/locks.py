@@ -139,6 +139,13 @@ def lock_customers(project: Project, customer_ids: Collection[str]) -> dict[str,
     """Lock the existing ones of these customers (with their profiles) one after the other in
     the order of their sorted ids, as every writer of several customers does, so that two of
     them never wait for each other in a cycle. Returns them by id; unknown ids are left out."""
+    return customers_by_id(project, customer_ids, lock=True)
+
+
+def customers_by_id(
+    project: Project, customer_ids: Collection[str], *, lock: bool = False
+) -> dict[str, Customer]:
+    """The existing ones of these customers (with their profiles) by id, locked with `lock`."""
     if not customer_ids:
         return {}
     sql, params = rows_by_key(
@@ -148,7 +155,7 @@ def lock_customers(project: Project, customer_ids: Collection[str]) -> dict[str,
         sorted(customer_ids),
         "t.project_id = %s",
         [project.pk],
-        lock=True,
+        lock=lock,
     )
     found = CUSTOMER_PROFILE.load(fetch(sql, params))
     for customer in found:
