@@ -90,7 +90,8 @@ class Plan:
 
 
 def apply(plan: Plan) -> None:
-    """Write the plan: counters (and the spent sums they move), entries, its other rows."""
+    """Write the plan: counters (and the spent sums they move), entries, its other rows. An
+    empty plan writes nothing."""
     changes = list(plan.changes.values())
     spent: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     for change in changes:
@@ -132,7 +133,9 @@ def is_spent(account: CreditAccount) -> bool:
 def run_together(statements: Sequence[Statement]) -> list[tuple]:
     """Run independent writes: as one statement on PostgreSQL (unless together they would
     bind too many parameters), one by one elsewhere. Returns the rows the last one returns
-    (when it ends in RETURNING)."""
+    (when it ends in RETURNING); none are given, nothing runs."""
+    if not statements:
+        return []
     *parts, last = statements
     db = database()
     fits = sum(len(statement.params) for statement in statements) <= MAX_PARAMETERS

@@ -29,20 +29,33 @@ def expire_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
     """Record the expiry of every account past `expires_at`, with one EXPIRE entry for its
     unused remainder (none when nothing is left). Returns how many accounts were recorded."""
     now = now or timezone.now()
-    customer_pks = (
+    return sum(
+        expire_customer(customer_pk, now)
+        for customer_pk in customers_with_expiry_due(now, batch_size=batch_size)
+    )
+
+
+def customers_with_expiry_due(now: dt.datetime, *, batch_size: int = 500) -> list[int]:
+    """Up to `batch_size` customers with an account past `expires_at` whose expiry is not
+    recorded yet, as read now: by the time one is locked, another scheduler or a client
+    returning credits to the account may have recorded it."""
+    return list(
         CreditAccount.objects.filter(
             expiry_recorded_at__isnull=True, expires_at__isnull=False, expires_at__lte=now
         )
         .values_list("customer_id", flat=True)
         .distinct()[:batch_size]
     )
-    recorded = 0
-    for customer_pk in list(customer_pks):
-        with transaction.atomic():
-            if not lock_customer_unless_busy(customer_pk):
-                continue
-            recorded += expire_accounts_of(customer_pk, now)
-    return recorded
+
+
+def expire_customer(customer_pk: int, now: dt.datetime) -> int:
+    """Record the customer's due expiries in a transaction of its own, unless another process
+    holds the customer. Returns how many accounts it recorded (none when someone else was
+    first)."""
+    with transaction.atomic():
+        if not lock_customer_unless_busy(customer_pk):
+            return 0
+        return expire_accounts_of(customer_pk, now)
 
 
 def expire_accounts_of(customer_pk: int, now: dt.datetime, actor: str = SCHEDULER_ACTOR) -> int:

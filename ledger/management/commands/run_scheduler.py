@@ -1,3 +1,4 @@
+import logging
 import signal
 import time
 
@@ -8,6 +9,8 @@ from django.db import close_old_connections
 from ledger.services import expire_due, settle_due
 from ledger.webhooks.delivery import Dispatcher, fan_out
 from ledger.webhooks.notices import notify_expiring
+
+logger = logging.getLogger("credits.scheduler")
 
 
 class Command(BaseCommand):
@@ -36,31 +39,45 @@ class Command(BaseCommand):
         # Webhooks go out on the dispatcher's threads: a slow endpoint never holds up a pass.
         dispatcher = Dispatcher()
         try:
-            while True:
-                expired, settled = self.run_pass()
-                dispatcher.dispatch()
-                if once:
-                    sent = dispatcher.wait()
-                    # More may be due: an endpoint's task makes way after a number of
-                    # deliveries. Stop at a round that delivers nothing (all failing).
-                    while sent and dispatcher.dispatch():
-                        delivered = dispatcher.wait()
-                        if not delivered:
-                            break
-                        sent += delivered
-                    self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s)")
-                    if sent:
-                        self.stdout.write(f"delivered {sent} webhook(s)")
-                    return
-                if expired or settled:
-                    self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s)")
+            if once:
+                self.run_once(dispatcher)
+                return
+            while not stopping:
+                try:
+                    expired, settled = self.run_pass()
+                    dispatcher.dispatch()
+                except Exception:
+                    # A database that went away, a lock given up on: the next pass retries
+                    # whatever this one left, so the loop outlives any one pass.
+                    logger.exception("scheduler pass failed; the next one runs in %ss", interval)
+                    close_old_connections()
+                else:
+                    if expired or settled:
+                        self.report(expired, settled)
                 deadline = time.monotonic() + interval
                 while not stopping and time.monotonic() < deadline:
                     time.sleep(min(0.5, interval))
-                if stopping:
-                    return
         finally:
             dispatcher.close()
+
+    def run_once(self, dispatcher: Dispatcher) -> None:
+        """One pass, then every delivery due (a failure here ends the command with it)."""
+        expired, settled = self.run_pass()
+        dispatcher.dispatch()
+        sent = dispatcher.wait()
+        # More may be due: an endpoint's task makes way after a number of deliveries. Stop at
+        # a round that delivers nothing (all failing).
+        while sent and dispatcher.dispatch():
+            delivered = dispatcher.wait()
+            if not delivered:
+                break
+            sent += delivered
+        self.report(expired, settled)
+        if sent:
+            self.stdout.write(f"delivered {sent} webhook(s)")
+
+    def report(self, expired: int, settled: int) -> None:
+        self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s)")
 
     @staticmethod
     def run_pass() -> tuple[int, int]:
