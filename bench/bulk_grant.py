@@ -29,7 +29,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from customers.models import Project  # noqa: E402
-from ledger.consistency import check_ledger  # noqa: E402
+from ledger.selectors.consistency import check_ledger  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("BENCH_BULK_ROWS", "100000,300000").split(",")]
 BATCH_SIZE = os.environ.get("BENCH_BULK_BATCH", "1000")

@@ -7,7 +7,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from credits_project.api.errors import error_response, new_request_id
-from credits_project.api.json import require_json_content_type
 from credits_project.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -17,6 +16,7 @@ from credits_project.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
+from credits_project.json import require_json_content_type
 
 API_PREFIX = "/v1/"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -269,8 +269,8 @@ WEBHOOK_DELIVERIES_PER_TASK = env.int("WEBHOOK_DELIVERIES_PER_TASK", default=100
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["customers.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["credits_project.api.json.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["credits_project.api.json.ExactJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["credits_project.json.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["credits_project.json.ExactJSONRenderer"],
     "EXCEPTION_HANDLER": "credits_project.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

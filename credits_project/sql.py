@@ -23,13 +23,14 @@ M = TypeVar("M", bound=Model)
 
 
 class Columns:
-    """Some columns of a model: their SQL list, and rows of them loaded as model instances."""
+    """Every column of a model, from its `_meta`: their SQL list, and rows of them loaded as
+    model instances. Every field is loaded, so reading any of them never costs a query (a
+    deferred field would be fetched on first access)."""
 
-    def __init__(self, model: type[M], names: Sequence[str]):
+    def __init__(self, model: type[M]):
         self.model = model
-        wanted = {model._meta.get_field(name) for name in names}
         # In the model's own field order, as `Model.from_db` takes values.
-        self.fields: list[Field] = [f for f in model._meta.concrete_fields if f in wanted]
+        self.fields: list[Field] = list(model._meta.concrete_fields)
         self.attnames = [field.attname for field in self.fields]
         self.width = len(self.fields)
 

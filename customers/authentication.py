@@ -9,8 +9,8 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from credits_project.errors import ApiKeyRevoked, InvalidApiKey, MissingApiKey
-from credits_project.sql import Columns, fetch
-from customers.models import ApiKey, Project
+from credits_project.sql import fetch
+from customers.models import API_KEY, PROJECT, ApiKey, Project
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 KEY_PATTERN = re.compile(r"(?P<prefix>[A-Za-z0-9]{1,8})\.[A-Za-z0-9]{1,64}")
@@ -56,28 +56,18 @@ class ApiKeyAuthentication(BaseAuthentication):
         return "Bearer"
 
 
-KEY = Columns(
-    ApiKey, ["id", "prefix", "hashed_key", "revoked", "expiry_date", "project", "last_used_at"]
-)
-# The project's settings a charge needs (its webhook notices), read with the key.
-PROJECT = Columns(
-    Project,
-    ["id", "name", "low_balance_threshold", "low_balance_wallet", "expiring_notice_days"],
-)
-
-
 def key_with_project(prefix: str) -> ApiKey | None:
     """The key with this prefix and its project, in one statement. Written in SQL because it
     runs on every request and the ORM's query compilation would cost more than the lookup."""
     rows = fetch(
-        f"SELECT {KEY.sql('k')}, {PROJECT.sql('p')} FROM customers_apikey k "
+        f"SELECT {API_KEY.sql('k')}, {PROJECT.sql('p')} FROM customers_apikey k "
         "JOIN customers_project p ON p.id = k.project_id WHERE k.prefix = %s",
         [prefix],
     )
     if not rows:
         return None
-    api_key = KEY.load_row(rows[0])
-    api_key.project = PROJECT.load_row(rows[0][KEY.width :])
+    api_key = API_KEY.load_row(rows[0])
+    api_key.project = PROJECT.load_row(rows[0][API_KEY.width :])
     return api_key
 
 

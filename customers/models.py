@@ -10,7 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
-from credits_project.api.json import ExactJSONDecoder, ExactJSONEncoder
+from credits_project.json import ExactJSONDecoder, ExactJSONEncoder
+from credits_project.sql import Columns
 from ledger.money import CreditAmountField
 
 
@@ -88,3 +89,8 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+PROJECT = Columns(Project)
+API_KEY = Columns(ApiKey)
+CUSTOMER = Columns(Customer)

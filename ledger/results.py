@@ -31,6 +31,14 @@ class Detail:
     def of(cls, account: CreditAccount, amount: Decimal) -> "Detail":
         return cls(str(account.pk), account.wallet, account.wallet, account.source, amount)
 
+    @classmethod
+    def listed(cls, parts: list[tuple[str, str, str, Decimal]]) -> list["Detail"]:
+        """From `LedgerEntry.objects.parts_of`."""
+        return [
+            cls(account_id, wallet, wallet, source, amount)
+            for account_id, wallet, source, amount in parts
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class DepositResult:

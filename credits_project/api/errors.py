@@ -8,7 +8,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.views import set_rollback
 
-from credits_project.api.json import dumps
 from credits_project.errors import (
     AuthError,
     InvalidJson,
@@ -20,6 +19,7 @@ from credits_project.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from credits_project.json import dumps
 
 logger = logging.getLogger("credits.api")
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from credits_project.errors import FieldError, InvalidAmount, ServiceError
 from customers.models import Customer
 from ledger import services
-from ledger.api.requests import (
+from ledger.contract.requests import (
     ConsumeRequestSerializer,
     DeductRequestSerializer,
     DepositRequestSerializer,

@@ -25,8 +25,9 @@ from django.utils.http import urlencode
 from credits_project.errors import ServiceError
 from customers.models import Project
 from ledger.admin.display import can_act
+from ledger.files.grants import GrantFile
 from ledger.services import bulk
-from ledger.services.bulk_files import GrantFile, RowError
+from ledger.services.bulk import RowError
 
 MAX_ROWS = 10_000
 MAX_BYTES = 10 * 1024 * 1024

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from credits_project.api.json import format_decimal
+from credits_project.json import format_decimal
 
 Series = Sequence[tuple[dt.date, Decimal]]
 

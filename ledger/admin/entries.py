@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 
-from credits_project.api.json import format_datetime, format_decimal
+from credits_project.json import format_datetime, format_decimal
 from ledger.admin.display import ReadOnlyAdmin, amount_column, utc_column
 from ledger.admin.filters import (
     ActorFilter,

@@ -5,9 +5,9 @@ import datetime as dt
 from django.http import QueryDict
 from django.utils import timezone
 
-from credits_project.api.json import first_bad_string
 from credits_project.errors import InvalidAsOf, InvalidLimit, InvalidOperationType, InvalidRequest
-from ledger.api.fields import IdField, InstantField
+from credits_project.json import first_bad_string
+from ledger.contract.fields import IdField, InstantField
 from ledger.models import OperationType
 
 MAX_LIMIT = 100

@@ -13,7 +13,6 @@ from rest_framework.viewsets import ViewSet
 from customers.models import Project
 from ledger import selectors, services
 from ledger.api import queries
-from ledger.api import requests as r
 from ledger.api.docs import (
     CUSTOMER_ID,
     ERRORS,
@@ -24,6 +23,7 @@ from ledger.api.docs import (
     TRANSACTION_ID,
 )
 from ledger.api.shapes import render, response_serializer
+from ledger.contract import requests as r
 from ledger.models import OperationType
 from ledger.results import (
     ConsumeResult,

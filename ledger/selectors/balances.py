@@ -8,9 +8,10 @@ from django.db import connection
 from django.utils import timezone
 
 from credits_project.errors import CustomerNotFound
-from credits_project.sql import Columns, fetch, instant
-from customers.models import Customer, Project
+from credits_project.sql import fetch, instant
+from customers.models import CUSTOMER, Customer, Project
 from ledger.models import CreditAccount, SpentCredits
+from ledger.models.accounts import ACCOUNT, consumption_order_sql
 from ledger.money import ZERO, from_micros
 from ledger.results import (
     AccountBalance,
@@ -18,11 +19,6 @@ from ledger.results import (
     CustomerBalance,
     SourceBalance,
     WalletBalance,
-)
-from ledger.services.accounts import ACCOUNT
-
-PROFILE = Columns(
-    Customer, ["id", "project", "external_id", "name", "email", "metadata", "created_at"]
 )
 
 
@@ -47,16 +43,16 @@ def customer_with_open_accounts(
     """The customer and its accounts with credits not used up (whatever their validity
     window), in consumption order, in one statement; `CustomerNotFound` when there is none."""
     rows = fetch(
-        f"SELECT {PROFILE.sql('c')}, {ACCOUNT.sql('a')} FROM customers_customer c "
+        f"SELECT {CUSTOMER.sql('c')}, {ACCOUNT.sql('a')} FROM customers_customer c "
         "LEFT JOIN ledger_creditaccount a ON a.customer_id = c.id AND a.used < a.total "
         "WHERE c.project_id = %s AND c.external_id = %s "
-        "ORDER BY a.expires_at IS NULL, a.expires_at, a.created_at, a.id",
+        f"ORDER BY {consumption_order_sql('a')}",
         [project.pk, customer_id],
     )
     if not rows:
         raise CustomerNotFound({"customer_id": customer_id})
-    accounts = [ACCOUNT.load_row(row[PROFILE.width :]) for row in rows if row[PROFILE.width]]
-    return PROFILE.load_row(rows[0]), accounts
+    accounts = [ACCOUNT.load_row(row[CUSTOMER.width :]) for row in rows if row[CUSTOMER.width]]
+    return CUSTOMER.load_row(rows[0]), accounts
 
 
 def summarize(
@@ -67,7 +63,7 @@ def summarize(
 ) -> CustomerBalance:
     """The customer read from its open accounts (those active at `at` count and are listed)
     and the credits of its used-up active accounts per wallet (`spent`)."""
-    active = [account for account in open_accounts if is_active(account, at)]
+    active = [account for account in open_accounts if account.is_active_at(at)]
     balance = Counters(ZERO, ZERO, ZERO, ZERO)
     wallets: dict[str, WalletBalance] = {}
     groups: dict[tuple, SourceBalance] = {}
@@ -118,13 +114,6 @@ def add(sums: Counters | WalletBalance | SourceBalance, total, used, frozen) -> 
     sums.used += used
     sums.frozen += frozen
     sums.available += total - used - frozen
-
-
-def is_active(account: CreditAccount, at: dt.datetime) -> bool:
-    """Started (or no start) and not yet expired (or no expiry) at `at`."""
-    return (account.starts_at is None or account.starts_at <= at) and (
-        account.expires_at is None or account.expires_at > at
-    )
 
 
 def spent_by_wallet(customer_pk: int, at: dt.datetime) -> dict[str, Decimal]:

@@ -14,7 +14,6 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import (
     Case,
-    CharField,
     Count,
     DateTimeField,
     F,
@@ -22,7 +21,6 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -40,10 +38,11 @@ from ledger.models import (
     OperationType,
     OperatorAction,
     Transaction,
+    Validity,
 )
+from ledger.models.accounts import CONSUMPTION_ORDER, validity_case
 from ledger.money import ZERO, CreditAmountField, from_micros
 
-ACTIVE, NOT_STARTED, EXPIRED = "active", "not started", "expired"
 ACCOUNTS_SHOWN = 50
 FREEZES_SHOWN = 50
 ENTRIES_SHOWN = 20
@@ -59,7 +58,7 @@ class BreakdownRow:
 
     wallet: str
     source: str
-    status: str
+    status: str  # the label of its `Validity`: "active", "not started", "expired"
     accounts: int
     first_start: dt.datetime | None
     first_expiry: dt.datetime | None
@@ -74,7 +73,7 @@ class BreakdownRow:
 
     @property
     def counted(self) -> bool:
-        return self.status == ACTIVE
+        return self.status == Validity.ACTIVE.label
 
 
 @dataclass
@@ -86,16 +85,6 @@ class Breakdown:
     available: Decimal = ZERO
 
 
-def status_at(at: dt.datetime) -> Case:
-    """An account's state at `at`, as the balance judges it (`balances.is_active`)."""
-    return Case(
-        When(starts_at__gt=at, then=Value(NOT_STARTED)),
-        When(expires_at__lte=at, then=Value(EXPIRED)),
-        default=Value(ACTIVE),
-        output_field=CharField(),
-    )
-
-
 def wallet_breakdown(customer: Customer, *, at: dt.datetime) -> Breakdown:
     """Every account of the customer summed per wallet, source and state, in one statement.
 
@@ -104,7 +93,7 @@ def wallet_breakdown(customer: Customer, *, at: dt.datetime) -> Breakdown:
     amount = CreditAmountField()
     grouped = (
         CreditAccount.objects.filter(customer=customer)
-        .annotate(status=status_at(at))
+        .annotate(status=validity_case(at))
         .values("wallet", "source", "status")
         .annotate(
             accounts=Count("id"),
@@ -116,13 +105,14 @@ def wallet_breakdown(customer: Customer, *, at: dt.datetime) -> Breakdown:
             sum_frozen=Sum("frozen", output_field=amount),
         )
     )
-    order = {ACTIVE: 0, NOT_STARTED: 1, EXPIRED: 2}
+    order = {Validity.ACTIVE: 0, Validity.PENDING: 1, Validity.EXPIRED: 2}
+    labels = {v.label: v for v in Validity}
     rows = sorted(
         (
             BreakdownRow(
                 wallet=g["wallet"],
                 source=g["source"],
-                status=g["status"],
+                status=Validity(g["status"]).label,
                 accounts=g["accounts"],
                 first_start=g["first_start"],
                 first_expiry=g["first_expiry"],
@@ -133,7 +123,7 @@ def wallet_breakdown(customer: Customer, *, at: dt.datetime) -> Breakdown:
             )
             for g in grouped
         ),
-        key=lambda r: (r.wallet != "default", r.wallet, order[r.status], r.source),
+        key=lambda r: (r.wallet != "default", r.wallet, order[labels[r.status]], r.source),
     )
     breakdown = Breakdown(rows)
     for row in rows:
@@ -155,7 +145,8 @@ def accounts_in_order(customer: Customer, *, limit: int = ACCOUNTS_SHOWN) -> lis
                 When(used=F("total"), then=Value(1)), default=Value(0), output_field=IntegerField()
             )
         )
-        .order_by("is_used_up", F("expires_at").asc(nulls_last=True), "created_at", "id")[:limit]
+        # Consumption order, but the used-up accounts after the open ones.
+        .order_by("is_used_up", *CONSUMPTION_ORDER)[:limit]
     )
 
 
@@ -232,11 +223,13 @@ def latest_actions(customer: Customer, *, limit: int = ACTIONS_SHOWN) -> list[Op
 
 def expirable_accounts(customer: Customer, *, at: dt.datetime, limit: int = 200) -> QuerySet:
     """Accounts an operator may expire now: started, not expired, credits left or frozen."""
+    # Started strictly before now: an expiry at `at` must come after the start.
     return (
-        CreditAccount.objects.filter(customer=customer, used__lt=F("total"))
-        .filter(Q(starts_at__isnull=True) | Q(starts_at__lt=at))
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
-        .order_by(F("expires_at").asc(nulls_last=True), "created_at", "id")[:limit]
+        CreditAccount.objects.filter(customer=customer)
+        .with_credits_left()
+        .active_at(at)
+        .exclude(starts_at=at)
+        .in_consumption_order()[:limit]
     )
 
 
@@ -328,9 +321,9 @@ def available_subquery(at: dt.datetime) -> Subquery:
     """A customer's available credits at `at`, for annotating a list of customers: one
     correlated sum over its open accounts (the `account_open_in_order` index), per row."""
     return Subquery(
-        CreditAccount.objects.filter(customer=OuterRef("pk"), used__lt=F("total"))
-        .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=at))
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+        CreditAccount.objects.filter(customer=OuterRef("pk"))
+        .with_credits_left()
+        .active_at(at)
         .values("customer")
         .annotate(available=Sum(F("total") - F("used") - F("frozen")))
         .values("available"),
@@ -362,9 +355,8 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
     frozen, what was granted and consumed per day, who consumes most, what expired unused."""
     at = at or timezone.now()
     amount = CreditAmountField()
-    open_active = CreditAccount.objects.filter(customer__project=project, used__lt=F("total"))
-    open_active = open_active.filter(Q(starts_at__isnull=True) | Q(starts_at__lte=at)).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+    open_active = (
+        CreditAccount.objects.filter(customer__project=project).with_credits_left().active_at(at)
     )
     left = Sum(F("total") - F("used") - F("frozen"), output_field=amount)
     outstanding = [

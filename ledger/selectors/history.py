@@ -1,7 +1,7 @@
 """A customer's balance as it was at an earlier instant, replayed from its own ledger.
 
 The accounts that existed then get the counters their entries up to that instant give them
-(the replay rules of `ledger.consistency`), and their validity windows are judged at that
+(the replay rules of `ledger.rules.Replayed`), and their validity windows are judged at that
 instant; the read is then summed exactly as the live one. Its cost grows with the customer's
 entries, never with the whole ledger (`entry_walk` leads with the customer).
 """
@@ -12,12 +12,12 @@ from decimal import Decimal
 
 from credits_project.errors import CustomerNotFound
 from credits_project.sql import fetch, instant
-from customers.models import Project
-from ledger.consistency import Replayed
+from customers.models import CUSTOMER, Project
 from ledger.models import LedgerEntry
+from ledger.models.accounts import ACCOUNT, consumption_order_sql
 from ledger.results import CustomerBalance
-from ledger.selectors.balances import PROFILE, is_active, summarize
-from ledger.services.accounts import ACCOUNT
+from ledger.rules import Replayed
+from ledger.selectors.balances import summarize
 
 
 def customer_balance_as_of(
@@ -25,18 +25,18 @@ def customer_balance_as_of(
 ) -> CustomerBalance:
     """The customer read as it was at `as_of`; `CustomerNotFound` if it did not exist yet."""
     rows = fetch(
-        f"SELECT {PROFILE.sql()} FROM customers_customer "
+        f"SELECT {CUSTOMER.sql()} FROM customers_customer "
         "WHERE project_id = %s AND external_id = %s AND created_at <= %s",
         [project.pk, customer_id, instant(as_of)],
     )
     if not rows:
         raise CustomerNotFound({"customer_id": customer_id})
-    customer = PROFILE.load_row(rows[0])
+    customer = CUSTOMER.load_row(rows[0])
     accounts = ACCOUNT.load(
         fetch(
             f"SELECT {ACCOUNT.sql()} FROM ledger_creditaccount "
             "WHERE customer_id = %s AND created_at <= %s "
-            "ORDER BY expires_at IS NULL, expires_at, created_at, id",
+            f"ORDER BY {consumption_order_sql()}",
             [customer.pk, instant(as_of)],
         )
     )
@@ -50,7 +50,7 @@ def customer_balance_as_of(
     for account in accounts:
         then = replayed[account.pk]
         account.total, account.used, account.frozen = then.total, then.used, then.frozen
-        if account.total and account.used == account.total and is_active(account, as_of):
+        if account.total and account.used == account.total and account.is_active_at(as_of):
             spent[account.wallet] += account.total
     still_open = [account for account in accounts if account.used < account.total]
     return summarize(customer, still_open, dict(spent), as_of)

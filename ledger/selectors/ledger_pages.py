@@ -109,15 +109,6 @@ def cursor_context(query: LedgerQuery) -> bytes:
     return json.dumps(query.filters()).encode("ascii")
 
 
-def entry_status(entry: LedgerEntry, at: dt.datetime) -> str:
-    account = entry.account
-    if account.starts_at is not None and account.starts_at > at:
-        return "PENDING"
-    if account.expires_at is not None and account.expires_at <= at:
-        return "EXPIRED"
-    return "ACTIVE"
-
-
 def entry_view(entry: LedgerEntry, at: dt.datetime) -> LedgerItem:
     return LedgerItem(
         id=str(entry.pk),
@@ -130,6 +121,6 @@ def entry_view(entry: LedgerEntry, at: dt.datetime) -> LedgerItem:
         transaction_id=entry.transaction_id,
         business_type=entry.business_type,
         description=entry.description,
-        status=entry_status(entry, at),
+        status=entry.account.validity_at(at),
         created_at=entry.created_at,
     )

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from customers.models import Project
 from ledger.results import Counters, Detail, QuoteResult
+from ledger.rules import take
 from ledger.selectors.balances import customer_with_open_accounts, spent_by_wallet, summarize
-from ledger.services.accounts import take
 
 
 def quote(

@@ -3,11 +3,10 @@
 from credits_project.errors import TransactionNotFound
 from credits_project.sql import fetch
 from customers.models import Project
-from ledger.models import OperationType, Transaction
+from ledger.models import LedgerEntry, OperationType, Transaction
+from ledger.models.transactions import TRANSACTION
 from ledger.money import ZERO
-from ledger.results import TransactionState
-from ledger.services.locks import TRANSACTION
-from ledger.services.replays import details
+from ledger.results import Detail, TransactionState
 
 # What `details` lists in each state: the holdings of a frozen freeze, the charges of a
 # consumed freeze or a deduct, nothing for an unfrozen freeze.
@@ -44,7 +43,11 @@ def transaction_state(project: Project, transaction_id: str) -> TransactionState
         consume_after=charge.consume_after,
         business_type=charge.business_type,
         description=charge.description,
-        details=details(charge, listed) if listed else [],
+        details=Detail.listed(
+            LedgerEntry.objects.parts_of(charge.customer_id, charge.transaction_id, listed)
+        )
+        if listed
+        else [],
         created_at=charge.created_at,
         settled_at=charge.settled_at,
     )

@@ -2,8 +2,9 @@
 the API, the console and the commands all call these same functions.
 
 Each follows the same steps: lock the customer (`locks`), find an earlier request with the same
-identity and replay it (`idempotency`, `replays`), read the accounts it draws on (`accounts`),
-plan its writes, and apply them (`rows`).
+identity and replay it (`idempotency`, `replays`), read the accounts it draws on (their
+loads are on the models), decide by the money rules (`ledger.rules`) what to write into a
+`plan.Plan`, events included (`events`), and apply it (`plan.apply`).
 """
 
 from ledger.services.charges import deduct, freeze

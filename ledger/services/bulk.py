@@ -12,7 +12,7 @@ again, after a success, an error or a kill half-way, grants each row exactly onc
 batches that committed replay, the others grant.
 
 `preview` says what `apply` would do without changing anything (the dry run); both take the
-rows as a stream (`bulk_files.GrantFile.rows`, `customer_rows`) and keep only one batch in
+rows as a stream (`ledger.files.grants.GrantFile.rows`, `customer_rows`) and keep only one batch in
 memory, reporting each refused row through `on_error` as it is found.
 """
 
@@ -29,16 +29,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from credits_project.errors import IdempotencyConflict, ServiceError, TransactionConflict
-from credits_project.sql import Columns, fetch, rows_by_key
+from credits_project.sql import database, execute, fetch, rows_by_key
+from credits_project.statements import chunks, insert_statement
 from customers.models import Customer, Project
-from ledger.models import CreditAccount, Transaction
-from ledger.services import rows as writes
-from ledger.services.bulk_files import GrantRow, RowError
-from ledger.services.bulk_writes import Statistics, insert_many
+from ledger.models.accounts import ACCOUNT
+from ledger.models.transactions import TRANSACTION, Transaction
 from ledger.services.deposits import Grant, Profile
 from ledger.services.idempotency import check_repeat, retry_on_identity_race
-from ledger.services.locks import TRANSACTION, customers_by_id, lock_customers
-from ledger.webhooks import events
+from ledger.services.locks import customers_by_id, lock_customers
+from ledger.services.plan import Plan, has_enabled_endpoint
+from ledger.services.plan import apply as write
 
 ACTOR = "command:bulk_grant"
 # A row's derived key names the file's content: an edited copy is another file, whose rows
@@ -49,6 +49,43 @@ REFUSED_ROWS_ADVICE = (
 )
 DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRow:
+    """One valid row: a deposit of `grant` to `customer_id`, which also sets `profile`.
+
+    `line` is where the row starts in its file (None for rows not read from a file).
+    """
+
+    line: int | None
+    customer_id: str
+    grant: Grant
+    profile: Profile
+
+    @property
+    def where(self) -> str:
+        return f"line {self.line}" if self.line is not None else f"customer {self.customer_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """A row that is not granted, and the error the API would answer its deposit with."""
+
+    where: str
+    error: ServiceError
+    line: int | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.error.code}: {self.error.message}"
+        if self.error.details:
+            described = "; ".join(
+                f"{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+                for name, value in self.error.details.items()
+            )
+            text += f" ({described})"
+        return text
+
 
 ErrorHandler = Callable[[RowError], None]
 ProgressHandler = Callable[[int], None]
@@ -197,8 +234,13 @@ def grant_batch(
         plan = plan_batch(rows, customers, deposits_by_key(project, rows))
         now = timezone.now()
         created = create_customers(project, plan, customers, now)
-        update_profiles(plan, customers)
-        write_grants(project, plan, customers, actor=actor, reference=reference, now=now)
+        writes = Plan(actor=actor, now=now, webhooks=has_enabled_endpoint(project))
+        update_profiles(writes, plan, customers)
+        for row, request in plan.grants:
+            description = noted(row.grant.description, reference)
+            customer = customers[row.customer_id]
+            row.grant.record(writes, project, customer, request=request, description=description)
+        write(writes)
     return plan.tally(customers_created=created), plan.rejections
 
 
@@ -279,8 +321,8 @@ def create_customers(
         for external_id in sorted(first_profiles)
     ]
     created = 0
-    for chunk in writes.chunks(new):
-        statement = insert_many(
+    for chunk in chunks(new):
+        statement = insert_statement(
             chunk, " ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id"
         )
         inserted = dict(fetch(statement.sql, statement.params))
@@ -296,7 +338,7 @@ def create_customers(
     return created
 
 
-def update_profiles(plan: BatchPlan, customers: dict[str, Customer]) -> None:
+def update_profiles(writes: Plan, plan: BatchPlan, customers: dict[str, Customer]) -> None:
     """Apply each grant's profile, in row order, as its deposit would; one UPDATE per customer
     whose profile changed."""
     changed: dict[str, set[str]] = defaultdict(set)
@@ -309,51 +351,45 @@ def update_profiles(plan: BatchPlan, customers: dict[str, Customer]) -> None:
         writes.update(customers[customer_id], sorted(names))
 
 
-def write_grants(
-    project: Project,
-    plan: BatchPlan,
-    customers: dict[str, Customer],
-    *,
-    actor: str,
-    reference: str,
-    now: dt.datetime,
-) -> None:
-    """The grants' accounts, then their receipts, GRANT entries and `credits.deposited`
-    events (when the project has a webhook endpoint), in multi-row INSERTs."""
-    with_events = events.has_enabled_endpoint(project)
-    for chunk in writes.chunks(plan.grants):
-        accounts = [row.grant.account(customers[row.customer_id], now) for row, _ in chunk]
-        inserted = insert_many(accounts, " RETURNING id")
-        for account, (pk,) in zip(accounts, fetch(inserted.sql, inserted.params), strict=True):
-            account.pk = pk
-            account._state.adding = False
-        receipts = [
-            row.grant.receipt(project, customers[row.customer_id], request=request, now=now)
-            for row, request in chunk
-            if row.grant.idempotency_key is not None
-        ]
-        entries = [
-            row.grant.entry(
-                account,
-                actor=actor,
-                now=now,
-                description=noted(row.grant.description, reference),
-            )
-            for (row, _), account in zip(chunk, accounts, strict=True)
-        ]
-        deposited = [
-            events.deposited_event(
-                project, account, row.customer_id, row.grant.idempotency_key, now
-            )
-            for (row, _), account in zip(chunk, accounts, strict=True)
-            if with_events
-        ]
-        writes.run_together([insert_many(rows) for rows in (receipts, entries, deposited) if rows])
-
-
 def noted(description: str, reference: str) -> str:
     """An entry's description with the batch that wrote it."""
     return f"{description} [{reference}]" if description else f"[{reference}]"
+
+
+class Statistics:
+    """Keeps PostgreSQL's planner statistics of the tables a bulk grant fills in step with it.
+
+    A bulk load outgrows the statistics faster than autovacuum refreshes them: a table that
+    held nothing a minute ago still looks empty, and the planner then finds a customer or a
+    key by scanning every row of the project instead of through the unique index, for this
+    command's lookups and the API's alike. So the tables are analyzed each time the rows
+    granted double (from `ANALYZE_AFTER` on), and once at the end.
+    """
+
+    ANALYZE_AFTER = 1000
+    TABLES = (
+        "customers_customer",
+        "ledger_transaction",
+        "ledger_creditaccount",
+        "ledger_ledgerentry",
+    )
+
+    def __init__(self) -> None:
+        self.granted = 0
+        self.next_refresh = self.ANALYZE_AFTER
+        self.stale = False
+
+    def written(self, granted: int) -> None:
+        self.granted += granted
+        self.stale |= granted > 0
+        if self.granted >= self.next_refresh:
+            self.refresh()
+            self.next_refresh = 2 * self.granted
+
+    def refresh(self) -> None:
+        if self.stale and database().vendor == "postgresql":
+            execute(f"ANALYZE {', '.join(self.TABLES)}")
+        self.stale = False
 
 
 # --- grants to every customer ---------------------------------------------------------------
@@ -392,10 +428,9 @@ def run_expiry(project: Project, run_id: str) -> dt.datetime | None:
     keeps it, so `expires in 30 days` means 30 days from the run's first pass and its grants
     stay the same request."""
     prefix = run_key_prefix(run_id).replace("_", "\\_")
-    account = Columns(CreditAccount, ["id", "expires_at"])
-    found = account.load(
+    found = ACCOUNT.load(
         fetch(
-            f"SELECT {account.sql('a')} FROM ledger_transaction t "
+            f"SELECT {ACCOUNT.sql('a')} FROM ledger_transaction t "
             "JOIN ledger_ledgerentry e ON e.customer_id = t.customer_id "
             "AND e.transaction_id = t.transaction_id "
             "JOIN ledger_creditaccount a ON a.id = e.account_id "

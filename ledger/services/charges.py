@@ -1,19 +1,26 @@
-"""Charges: freeze a budget now (settled later by consume or unfreeze), or deduct at once."""
+"""Charges: freeze a budget now (settled later by consume or unfreeze), or deduct at once.
+
+Both are one charge: lock the customer, replay a repeat of the same id, draw `amount` from the
+customer's spendable credits in consumption order, and record the draw, as credits held
+(FREEZE entries, `frozen`) or spent (CONSUME entries, `used`).
+"""
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 
-from customers.models import Customer, Project
-from ledger.models import BusinessType, OperationType, Transaction
+from customers.models import Project
+from ledger.models import BusinessType, CreditAccount, OperationType, Transaction
 from ledger.results import DeductResult, Detail, FreezeResult
-from ledger.services import replays, rows
-from ledger.services.accounts import Draw, eligible, open_accounts, take
+from ledger.rules import Draw, eligible, take
+from ledger.services import events, replays
 from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
 from ledger.services.locks import lock_customer, now_under_lock
-from ledger.webhooks import events
+from ledger.services.plan import Plan, apply
 
 
 @retry_on_identity_race
@@ -36,58 +43,30 @@ def freeze(
     The freeze holds its credits until a consume or unfreeze settles it, or the scheduler does
     at the optional deadline. A repeat returns the original answer and changes nothing.
     """
-    request = fingerprint(
+    terms = Terms(
+        kind=Transaction.Kind.FREEZE,
+        project=project,
         customer_id=customer_id,
+        transaction_id=transaction_id,
         amount=amount,
-        wallets=eligible(wallets),
-        unfreeze_after_seconds=unfreeze_after_seconds,
-        consume_after_seconds=consume_after_seconds,
+        wallets=wallets,
         business_type=business_type,
+        description=description,
+        ttls={
+            "unfreeze_after_seconds": unfreeze_after_seconds,
+            "consume_after_seconds": consume_after_seconds,
+        },
     )
-    with transaction.atomic():
-        customer, earlier = lock_customer(project, customer_id, charge_id=transaction_id)
-        if earlier is not None:
-            check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.FREEZE)
-            return replays.freeze(earlier)
-        now = now_under_lock(now)
-        accounts = open_accounts(customer.pk)
-        draws = take(accounts, amount, wallets, now)
-        plan = rows.Plan(actor=actor, now=now)
-        for part in draws:
-            plan.change(part.account, frozen=part.amount)
-        record_entries(
-            plan, draws, OperationType.FREEZE, transaction_id, business_type, description
-        )
-        events.low_balance(
-            plan,
-            project=project,
-            customer_pk=customer.pk,
-            customer_id=customer_id,
-            accounts=accounts,
-            transaction_id=transaction_id,
-        )
-        charge = new_charge(
-            plan,
-            project=project,
-            customer=customer,
-            kind=Transaction.Kind.FREEZE,
-            transaction_id=transaction_id,
-            amount=amount,
-            wallets=wallets,
-            business_type=business_type,
-            description=description,
-            fingerprint=request,
-            now=now,
-            state=Transaction.State.FROZEN,
-            unfreeze_after=deadline(now, unfreeze_after_seconds),
-            consume_after=deadline(now, consume_after_seconds),
-        )
+    charged = charge(terms, actor=actor, now=now)
+    if isinstance(charged, Transaction):
+        return replays.freeze(charged)
+    recorded, draws = charged
     return FreezeResult(
         transaction_id=transaction_id,
         frozen_amount=amount,
-        freeze_details=[Detail.of(part.account, part.amount) for part in draws],
-        unfreeze_after=charge.unfreeze_after,
-        consume_after=charge.consume_after,
+        freeze_details=details(draws),
+        unfreeze_after=recorded.unfreeze_after,
+        consume_after=recorded.consume_after,
         is_idempotent_replay=False,
     )
 
@@ -109,112 +88,134 @@ def deduct(
 
     A repeat returns the original answer and changes nothing.
     """
-    request = fingerprint(
+    terms = Terms(
+        kind=Transaction.Kind.DEDUCT,
+        project=project,
         customer_id=customer_id,
+        transaction_id=transaction_id,
         amount=amount,
-        wallets=eligible(wallets),
+        wallets=wallets,
         business_type=business_type,
+        description=description,
     )
-    with transaction.atomic():
-        customer, earlier = lock_customer(project, customer_id, charge_id=transaction_id)
-        if earlier is not None:
-            check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.DEDUCT)
-            return replays.deduct(earlier)
-        now = now_under_lock(now)
-        accounts = open_accounts(customer.pk)
-        draws = take(accounts, amount, wallets, now)
-        plan = rows.Plan(actor=actor, now=now)
-        for part in draws:
-            plan.change(part.account, used=part.amount)
-        record_entries(
-            plan, draws, OperationType.CONSUME, transaction_id, business_type, description
-        )
-        events.low_balance(
-            plan,
-            project=project,
-            customer_pk=customer.pk,
-            customer_id=customer_id,
-            accounts=accounts,
-            transaction_id=transaction_id,
-        )
-        new_charge(
-            plan,
-            project=project,
-            customer=customer,
-            kind=Transaction.Kind.DEDUCT,
-            transaction_id=transaction_id,
-            amount=amount,
-            wallets=wallets,
-            business_type=business_type,
-            description=description,
-            fingerprint=request,
-            now=now,
-            state=Transaction.State.DEDUCTED,
-            consumed_amount=amount,
-            settled_at=now,
-            settled_by=Transaction.SettledBy.CLIENT,
-        )
+    charged = charge(terms, actor=actor, now=now)
+    if isinstance(charged, Transaction):
+        return replays.deduct(charged)
+    recorded, draws = charged
     return DeductResult(
         transaction_id=transaction_id,
         deducted_amount=amount,
-        deduct_details=[Detail.of(part.account, part.amount) for part in draws],
-        deducted_at=now,
+        deduct_details=details(draws),
+        deducted_at=recorded.created_at,
         is_idempotent_replay=False,
     )
 
 
-def record_entries(
-    plan: rows.Plan,
-    draws: list[Draw],
-    operation_type: str,
-    transaction_id: str,
-    business_type: str,
-    description: str,
-) -> None:
-    for part in draws:
-        plan.entry(
-            part.account,
-            operation_type,
-            part.amount,
-            transaction_id=transaction_id,
-            business_type=business_type,
-            description=description,
+@dataclass(frozen=True)
+class Terms:
+    """What a freeze or deduct asks for. `ttls` are a freeze's auto-settlement delays."""
+
+    kind: str
+    project: Project
+    customer_id: str
+    transaction_id: str
+    amount: Decimal
+    wallets: Sequence[str] | None
+    business_type: str
+    description: str
+    ttls: dict[str, int | None] | None = None
+
+    @property
+    def holds(self) -> bool:
+        """A freeze holds what it draws; a deduct spends it."""
+        return self.kind == Transaction.Kind.FREEZE
+
+    def fingerprint(self) -> str:
+        """What makes two charges with one id the same request (see `idempotency`)."""
+        return fingerprint(
+            customer_id=self.customer_id,
+            amount=self.amount,
+            wallets=eligible(self.wallets),
+            business_type=self.business_type,
+            **(self.ttls or {}),
         )
 
 
-def new_charge(
-    plan: rows.Plan,
-    *,
-    project: Project,
-    customer: Customer,
-    kind: str,
-    transaction_id: str,
-    amount: Decimal,
-    wallets: Sequence[str] | None,
-    business_type: str,
-    description: str,
-    fingerprint: str,
-    now: dt.datetime,
-    **state: object,
-) -> Transaction:
-    """Record the freeze or deduct under its id, and write the plan with it (a concurrent
-    first use of the id breaks the unique constraint here; see `retry_on_identity_race`)."""
-    charge = Transaction(
-        project=project,
-        customer=customer,
-        kind=kind,
-        transaction_id=transaction_id,
-        fingerprint=fingerprint,
-        amount=amount,
-        wallets=eligible(wallets),
-        business_type=business_type,
-        description=description,
-        created_at=now,
-        **state,
-    )
-    plan.insert(charge)
-    rows.apply(plan)
-    return charge
+def charge(
+    terms: Terms, *, actor: str, now: dt.datetime | None
+) -> Transaction | tuple[Transaction, list[Draw]]:
+    """Make the charge, or find the one it repeats: returns the earlier transaction to replay,
+    or the new one and its draws."""
+    request = terms.fingerprint()
+    with transaction.atomic():
+        customer, earlier = lock_customer(
+            terms.project, terms.customer_id, charge_id=terms.transaction_id
+        )
+        if earlier is not None:
+            check_repeat(earlier, customer=customer, request=request, kind=terms.kind)
+            return earlier
+        now = now_under_lock(now)
+        accounts = CreditAccount.objects.open_of(customer.pk)
+        draws = take(accounts, terms.amount, terms.wallets, now)
+        plan = Plan(actor=actor, now=now)
+        held = OperationType.FREEZE if terms.holds else OperationType.CONSUME
+        for part in draws:
+            plan.change(part.account, **{"frozen" if terms.holds else "used": part.amount})
+            plan.entry(
+                part.account,
+                held,
+                part.amount,
+                transaction_id=terms.transaction_id,
+                business_type=terms.business_type,
+                description=terms.description,
+            )
+        events.low_balance(
+            plan,
+            project=terms.project,
+            customer_pk=customer.pk,
+            customer_id=terms.customer_id,
+            accounts=accounts,
+            transaction_id=terms.transaction_id,
+        )
+        recorded = Transaction(
+            project=terms.project,
+            customer=customer,
+            kind=terms.kind,
+            transaction_id=terms.transaction_id,
+            fingerprint=request,
+            amount=terms.amount,
+            wallets=eligible(terms.wallets),
+            business_type=terms.business_type,
+            description=terms.description,
+            created_at=now,
+            **state_of(terms, now),
+        )
+        # A concurrent first use of the id breaks the unique constraint here; see
+        # `retry_on_identity_race`.
+        plan.insert(recorded)
+        apply(plan)
+    return recorded, draws
+
+
+def state_of(terms: Terms, now: dt.datetime) -> dict[str, Any]:
+    """A new charge's state: a freeze is open, with its deadline; a deduct is settled."""
+    if terms.holds:
+        ttls = terms.ttls or {}
+        return {
+            "state": Transaction.State.FROZEN,
+            "unfreeze_after": deadline(now, ttls.get("unfreeze_after_seconds")),
+            "consume_after": deadline(now, ttls.get("consume_after_seconds")),
+        }
+    return {
+        "state": Transaction.State.DEDUCTED,
+        "consumed_amount": terms.amount,
+        "settled_at": now,
+        "settled_by": Transaction.SettledBy.CLIENT,
+    }
+
+
+def details(draws: list[Draw]) -> list[Detail]:
+    return [Detail.of(part.account, part.amount) for part in draws]
 
 
 def deadline(now: dt.datetime, seconds: int | None) -> dt.datetime | None:

@@ -6,9 +6,9 @@ from django.db import transaction
 
 from credits_project.errors import AccountNotExpirable, AccountNotFound
 from credits_project.sql import fetch
+from credits_project.statements import update_now
 from customers.models import Project
-from ledger.services import rows
-from ledger.services.accounts import ACCOUNT
+from ledger.models.accounts import ACCOUNT
 from ledger.services.locks import lock_customer, now_under_lock
 from ledger.services.scheduled import expire_accounts_of
 
@@ -49,6 +49,6 @@ def expire_account(
             raise AccountNotExpirable({"account_id": str(account_id)})
         account.expires_at = now
         # Its own statement: the expiry below updates the same row's counters.
-        rows.update(account, ["expires_at"])
+        update_now(account, ["expires_at"])
         expire_accounts_of(customer.pk, now, actor=actor)
         return account.pk

@@ -11,10 +11,10 @@ from django.utils import timezone
 from customers.models import Customer, Project
 from ledger.models import BusinessType, CreditAccount, LedgerEntry, OperationType, Transaction
 from ledger.results import DepositResult
-from ledger.services import replays, rows
+from ledger.services import events, replays
 from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
 from ledger.services.locks import lock_or_create_customer, now_under_lock
-from ledger.webhooks import events
+from ledger.services.plan import Plan, apply
 
 UNSET: Any = object()
 
@@ -73,26 +73,36 @@ class Grant:
             created_at=now,
         )
 
-    def entry(
+    def record(
         self,
-        account: CreditAccount,
+        plan: Plan,
+        project: Project,
+        customer: Customer,
         *,
-        actor: str,
-        now: dt.datetime,
+        request: str,
         description: str | None = None,
-    ) -> LedgerEntry:
-        """The account's GRANT entry; `description` overrides the deposit's own."""
-        return LedgerEntry(
-            customer_id=account.customer_id,
-            account=account,
-            operation_type=OperationType.GRANT,
-            amount=self.amount,
+    ) -> tuple[CreditAccount, LedgerEntry]:
+        """Plan the deposit: its new account, its GRANT entry (`description` overrides the
+        deposit's own), the receipt of a keyed deposit and `credits.deposited`."""
+        account = plan.open_account(self.account(customer, plan.now))
+        entry = plan.entry(
+            account,
+            OperationType.GRANT,
+            self.amount,
             transaction_id=self.idempotency_key,
             business_type=self.business_type,
             description=self.description if description is None else description,
-            actor=actor,
-            created_at=now,
         )
+        if self.idempotency_key is not None:
+            plan.insert(self.receipt(project, customer, request=request, now=plan.now))
+        events.deposited(
+            plan,
+            project=project,
+            account=account,
+            customer_id=customer.external_id,
+            idempotency_key=self.idempotency_key,
+        )
+        return account, entry
 
     def receipt(
         self, project: Project, customer: Customer, *, request: str, now: dt.datetime
@@ -157,30 +167,14 @@ def deposit(
             check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.DEPOSIT)
             return replays.deposit(earlier, customer_id)
         now = now_under_lock(now)
+        plan = Plan(actor=actor, now=now)
         changes = profile.changes(customer)
         if changes:
             for name, value in changes.items():
                 setattr(customer, name, value)
-            rows.update(customer, list(changes))
-        account = grant.account(customer, now)
-        rows.insert([account], returning_ids=True)
-        entry = grant.entry(account, actor=actor, now=now)
-        writes = []
-        if idempotency_key is not None:
-            writes.append(
-                rows.insert_statement([grant.receipt(project, customer, request=request, now=now)])
-            )
-        events.deposited(
-            writes,
-            project=project,
-            account=account,
-            customer_id=customer_id,
-            idempotency_key=idempotency_key,
-            now=now,
-        )
-        entry_row = rows.insert_statement([entry])
-        writes.append(rows.Statement(f"{entry_row.sql} RETURNING id", entry_row.params))
-        [(entry.pk,)] = rows.run_together(writes)
+            plan.update(customer, list(changes))
+        account, entry = grant.record(plan, project, customer, request=request)
+        apply(plan)
     return DepositResult(
         customer_id=customer_id,
         account_id=str(account.pk),

@@ -14,8 +14,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.db import IntegrityError
 
-from credits_project.api.json import dumps
 from credits_project.errors import IdempotencyConflict, TransactionConflict
+from credits_project.json import dumps
 from customers.models import Customer
 from ledger.models import Transaction
 

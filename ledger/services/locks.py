@@ -17,13 +17,10 @@ from django.db import connection
 from django.utils import timezone
 
 from credits_project.errors import CustomerNotFound
-from credits_project.sql import Columns, fetch, for_update, rows_by_key
-from customers.models import Customer, Project
+from credits_project.sql import fetch, for_update, rows_by_key
+from customers.models import CUSTOMER, Customer, Project
 from ledger.models import Transaction
-
-CUSTOMER = Columns(Customer, ["id", "project", "external_id"])
-CUSTOMER_PROFILE = Columns(Customer, ["id", "project", "external_id", "name", "email", "metadata"])
-TRANSACTION = Columns(Transaction, [f.name for f in Transaction._meta.concrete_fields])
+from ledger.models.transactions import TRANSACTION
 
 
 def lock_customer(
@@ -38,7 +35,7 @@ def lock_customer(
     own transaction row then breaks the unique constraint, and `retry_on_identity_race` runs
     the operation again, which finds it and replays it.
     """
-    found = _lock(CUSTOMER, project, customer_id, charge_id, deposit=False)
+    found = _lock(project, customer_id, charge_id, deposit=False)
     if found is None:
         raise CustomerNotFound({"customer_id": customer_id})
     return found
@@ -47,24 +44,22 @@ def lock_customer(
 def lock_or_create_customer(
     project: Project, customer_id: str, *, deposit_key: str | None, new: dict[str, Any]
 ) -> tuple[Customer, Transaction | None]:
-    """Lock the customer (with its profile), creating it from the fields `new` first if it
+    """Lock the customer, creating it from the fields `new` first if it
     does not exist yet, and read the deposit already made with `deposit_key`.
 
     Creation races are settled by the unique constraint (INSERT ... ON CONFLICT DO NOTHING),
     never by check-then-insert: whoever loses simply locks the winner's row.
     """
-    args = (CUSTOMER_PROFILE, project, customer_id, deposit_key)
-    found = _lock(*args, deposit=True)
+    found = _lock(project, customer_id, deposit_key, deposit=True)
     if found is None:
         Customer.objects.bulk_create(
             [Customer(project=project, external_id=customer_id, **new)], ignore_conflicts=True
         )
-        found = _lock(*args, deposit=True)
+        found = _lock(project, customer_id, deposit_key, deposit=True)
     return found
 
 
 def _lock(
-    columns: Columns,
     project: Project,
     customer_id: str,
     transaction_id: str | None,
@@ -73,7 +68,7 @@ def _lock(
 ) -> tuple[Customer, Transaction | None] | None:
     namespace = "t.kind = 'DEPOSIT'" if deposit else "t.kind <> 'DEPOSIT'"
     rows = fetch(
-        f"SELECT {columns.sql('c')}, {TRANSACTION.sql('t')} FROM customers_customer c "
+        f"SELECT {CUSTOMER.sql('c')}, {TRANSACTION.sql('t')} FROM customers_customer c "
         "LEFT JOIN ledger_transaction t ON t.project_id = c.project_id "
         f"AND t.transaction_id = %s AND {namespace} "
         "WHERE c.project_id = %s AND c.external_id = %s" + for_update("c"),
@@ -81,9 +76,9 @@ def _lock(
     )
     if not rows:
         return None
-    customer = columns.load_row(rows[0])
+    customer = CUSTOMER.load_row(rows[0])
     customer.project = project
-    rest = rows[0][columns.width :]
+    rest = rows[0][CUSTOMER.width :]
     original = TRANSACTION.load_row(rest) if rest[0] is not None else None
     return customer, original
 
@@ -136,7 +131,7 @@ def now_under_lock(fixed: dt.datetime | None) -> dt.datetime:
 
 
 def lock_customers(project: Project, customer_ids: Collection[str]) -> dict[str, Customer]:
-    """Lock the existing ones of these customers (with their profiles) one after the other in
+    """Lock the existing ones of these customers one after the other in
     the order of their sorted ids, as every writer of several customers does, so that two of
     them never wait for each other in a cycle. Returns them by id; unknown ids are left out."""
     return customers_by_id(project, customer_ids, lock=True)
@@ -145,19 +140,19 @@ def lock_customers(project: Project, customer_ids: Collection[str]) -> dict[str,
 def customers_by_id(
     project: Project, customer_ids: Collection[str], *, lock: bool = False
 ) -> dict[str, Customer]:
-    """The existing ones of these customers (with their profiles) by id, locked with `lock`."""
+    """The existing ones of these customers by id, locked with `lock`."""
     if not customer_ids:
         return {}
     sql, params = rows_by_key(
         "customers_customer",
-        CUSTOMER_PROFILE.sql("t"),
+        CUSTOMER.sql("t"),
         "external_id",
         sorted(customer_ids),
         "t.project_id = %s",
         [project.pk],
         lock=lock,
     )
-    found = CUSTOMER_PROFILE.load(fetch(sql, params))
+    found = CUSTOMER.load(fetch(sql, params))
     for customer in found:
         customer.project = project
     return {customer.external_id: customer for customer in found}

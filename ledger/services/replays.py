@@ -6,7 +6,8 @@ stored copy of it.
 """
 
 from credits_project.sql import fetch
-from ledger.models import CreditAccount, OperationType, Transaction
+from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
+from ledger.models.accounts import ACCOUNT
 from ledger.money import from_micros
 from ledger.results import (
     ConsumeResult,
@@ -16,22 +17,13 @@ from ledger.results import (
     FreezeResult,
     UnfreezeResult,
 )
-from ledger.services.accounts import ACCOUNT
 
 
 def details(charge: Transaction, operation_type: str) -> list[Detail]:
     """One item per account the transaction's entries of `operation_type` touched, in order."""
-    rows = fetch(
-        "SELECT e.account_id, a.wallet, a.source, e.amount FROM ledger_ledgerentry e "
-        "JOIN ledger_creditaccount a ON a.id = e.account_id "
-        "WHERE e.customer_id = %s AND e.transaction_id = %s AND e.operation_type = %s "
-        "ORDER BY e.id",
-        [charge.customer_id, charge.transaction_id, operation_type],
+    return Detail.listed(
+        LedgerEntry.objects.parts_of(charge.customer_id, charge.transaction_id, operation_type)
     )
-    return [
-        Detail(str(account_id), wallet, wallet, source, from_micros(amount))
-        for account_id, wallet, source, amount in rows
-    ]
 
 
 def deposit(original: Transaction, customer_id: str) -> DepositResult:

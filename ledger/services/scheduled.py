@@ -16,11 +16,11 @@ from credits_project.errors import ServiceError
 from credits_project.sql import fetch, instant
 from customers.models import Customer
 from ledger.models import CreditAccount, OperationType, Transaction
-from ledger.services import rows
-from ledger.services.accounts import ACCOUNT
+from ledger.models.accounts import ACCOUNT
+from ledger.services import events
 from ledger.services.locks import lock_customer_unless_busy
+from ledger.services.plan import Plan, apply
 from ledger.services.settlements import SCHEDULER_ACTOR, consume, unfreeze
-from ledger.webhooks import events
 
 logger = logging.getLogger("credits.scheduler")
 
@@ -69,7 +69,7 @@ def expire_accounts_of(customer_pk: int, now: dt.datetime, actor: str = SCHEDULE
             [customer_pk, instant(now)],
         )
     )
-    plan = rows.Plan(actor=actor, now=now)
+    plan = Plan(actor=actor, now=now)
     customer = None
     for account in due:
         plan.change(account, records_expiry=True)
@@ -90,7 +90,7 @@ def expire_accounts_of(customer_pk: int, now: dt.datetime, actor: str = SCHEDULE
                 account=account,
                 amount=account.available,
             )
-    rows.apply(plan)
+    apply(plan)
     return len(due)
 
 
@@ -127,10 +127,5 @@ def settle_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
             except ServiceError:
                 logger.exception("could not settle freeze %s", charge.pk)
                 continue
-            charge.refresh_from_db(
-                fields=["state", "consumed_amount", "returned_amount", "overage_amount"]
-            )
-            event = events.auto_settled(charge, customer_id=charge.customer.external_id, now=now)
-            rows.run_together([event])
             settled += 1
     return settled

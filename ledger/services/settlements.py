@@ -20,10 +20,10 @@ from customers.models import Project
 from ledger.models import CreditAccount, OperationType, Transaction
 from ledger.money import ZERO
 from ledger.results import ConsumeResult, Detail, UnfreezeResult
-from ledger.services import replays, rows
-from ledger.services.accounts import Draw, held_by, open_accounts, take
+from ledger.rules import Draw, take
+from ledger.services import events, replays
 from ledger.services.locks import lock_customer_of_charge, now_under_lock
-from ledger.webhooks import events
+from ledger.services.plan import Plan, apply
 
 SCHEDULER_ACTOR = "scheduler"
 
@@ -63,16 +63,15 @@ def consume(
         overage = actual - charge.amount
         # The contract names a shortfall of the overage plainly `insufficient_balance`, whether
         # or not the freeze was restricted to some wallets.
-        accounts = open_accounts(charge.customer_id) if overage > 0 else []
+        accounts = CreditAccount.objects.open_of(charge.customer_id) if overage > 0 else []
         extra = (
             take(accounts, overage, charge.wallets, now, name_restriction=False)
             if overage > 0
             else []
         )
-        plan = rows.Plan(actor=actor, now=now)
-        consumed = consumption(
-            plan, charge, held_by(charge.customer_id, transaction_id), actual, extra
-        )
+        plan = Plan(actor=actor, now=now)
+        holdings = CreditAccount.objects.held_by(charge.customer_id, transaction_id)
+        consumed = consumption(plan, charge, holdings, actual, extra)
         if overage > 0:
             # Only an overage can take the balance down; returned credits only raise it.
             events.low_balance(
@@ -123,8 +122,8 @@ def unfreeze(
         if charge.state == Transaction.State.CONSUMED:
             raise FreezeRecordsAlreadyConsumed({"transaction_id": transaction_id})
 
-        holdings = held_by(charge.customer_id, transaction_id)
-        plan = rows.Plan(actor=actor, now=now)
+        holdings = CreditAccount.objects.held_by(charge.customer_id, transaction_id)
+        plan = Plan(actor=actor, now=now)
         for account, held in holdings:
             plan.change(account, frozen=-held)
             give_back(plan, charge, account, held)
@@ -147,7 +146,7 @@ def unfreeze(
 
 
 def consumption(
-    plan: rows.Plan, charge: Transaction, holdings: Holdings, actual: Decimal, extra: list[Draw]
+    plan: Plan, charge: Transaction, holdings: Holdings, actual: Decimal, extra: list[Draw]
 ) -> list[Detail]:
     """Plan a consume of `actual`: first from what the freeze holds, account by account in its
     order, the rest of each holding given back; then the overage `extra` from available
@@ -173,7 +172,7 @@ def consumption(
     return [Detail.of(account, amount) for account, amount in consumed.values() if amount > 0]
 
 
-def give_back(plan: rows.Plan, charge: Transaction, account: CreditAccount, amount: Decimal):
+def give_back(plan: Plan, charge: Transaction, account: CreditAccount, amount: Decimal):
     """Plan the UNFREEZE of credits a freeze returns to an account, and their expiry when the
     account is past `expires_at`: only the returned credits if the scheduler already recorded
     the account's expiry, else everything the account has left, recording the expiry here, so
@@ -208,7 +207,7 @@ def give_back(plan: rows.Plan, charge: Transaction, account: CreditAccount, amou
 
 
 def settlement_entry(
-    plan: rows.Plan,
+    plan: Plan,
     charge: Transaction,
     account: CreditAccount,
     operation_type: str,
@@ -225,7 +224,7 @@ def settlement_entry(
 
 
 def settle(
-    plan: rows.Plan,
+    plan: Plan,
     charge: Transaction,
     *,
     state: str,
@@ -233,9 +232,12 @@ def settle(
     now: dt.datetime,
     **amounts: Decimal,
 ) -> None:
-    """Record the freeze's settlement, and write the plan with it."""
+    """Record the freeze's settlement (with `freeze.auto_settled` when the scheduler settles
+    it), and write the plan with it."""
     fields = {"state": state, "settled_by": settled_by, "settled_at": now, **amounts}
     for name, value in fields.items():
         setattr(charge, name, value)
     plan.update(charge, list(fields))
-    rows.apply(plan)
+    if settled_by == Transaction.SettledBy.SCHEDULER:
+        events.auto_settled(plan, charge)
+    apply(plan)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django import template
 
-from credits_project.api.json import format_decimal
+from credits_project.json import format_decimal
 
 register = template.Library()
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.encoding import iri_to_uri
 from standardwebhooks import Webhook
 
-from credits_project.api.json import dumps
+from credits_project.json import dumps
 from credits_project.sql import Columns, database, fetch, instant
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -82,9 +82,9 @@ def fan_out(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
     return len(new)
 
 
-DELIVERY = Columns(WebhookDelivery, ["id", "attempts", "give_up_at"])
-EVENT = Columns(WebhookEvent, ["event_id", "payload"])
-ENDPOINT = Columns(WebhookEndpoint, ["url", "secret"])
+DELIVERY = Columns(WebhookDelivery)
+EVENT = Columns(WebhookEvent)
+ENDPOINT = Columns(WebhookEndpoint)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from credits_project.api.json import ExactJSONDecoder, ExactJSONEncoder
+from credits_project.json import ExactJSONDecoder, ExactJSONEncoder
 from customers.models import Customer, Project
 
 

@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from ledger.consistency import find_inconsistencies
 from ledger.models import LedgerEntry
+from ledger.selectors.consistency import find_inconsistencies
 
 pytestmark = pytest.mark.django_db
 

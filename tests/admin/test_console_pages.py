@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from customers.models import Customer
 from ledger import services
-from ledger.consistency import check_ledger
 from ledger.models import CreditAccount, LedgerEntry, OperationType, OperatorAction
 from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
+from ledger.selectors.consistency import check_ledger
 
 DAY = dt.timedelta(days=1)
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from credits_project.api.json import loads
+from credits_project.json import loads
 from customers.models import ApiKey, Customer, Project
 from ledger.models import CreditAccount, LedgerEntry, Transaction
 from tests.support import assert_error, envelope

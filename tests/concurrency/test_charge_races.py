@@ -23,10 +23,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from credits_project.api.json import loads
+from credits_project.json import loads
 from ledger import services
-from ledger.consistency import find_inconsistencies
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
+from ledger.selectors.consistency import find_inconsistencies
 from tests.support import deposit
 
 pytestmark = [pytest.mark.http, pytest.mark.django_db(transaction=True)]

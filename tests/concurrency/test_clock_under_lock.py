@@ -12,8 +12,8 @@ from django.utils import timezone
 from credits_project.errors import InsufficientBalance
 from customers.models import Customer
 from ledger import services
-from ledger.consistency import find_inconsistencies
 from ledger.models import LedgerEntry
+from ledger.selectors.consistency import find_inconsistencies
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from customers.models import Customer
 from ledger import services
-from ledger.consistency import check_ledger
 from ledger.models import LedgerEntry, OperatorAction
+from ledger.selectors.consistency import check_ledger
 from tests.concurrency.test_deposit_races import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)

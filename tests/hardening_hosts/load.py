@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from credits_project.api.json import loads
+from credits_project.json import loads
 
 RETRY_PAUSE_SECONDS = 0.05
 

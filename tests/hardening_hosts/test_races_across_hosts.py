@@ -26,8 +26,8 @@ from django.db import connection
 from django.utils import timezone
 
 from ledger import services
-from ledger.consistency import find_inconsistencies
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
+from ledger.selectors.consistency import find_inconsistencies
 from tests.concurrency.test_charge_races import (  # noqa: F401 (collected and run here)
     test_concurrent_one_credit_deductions_succeed_exactly_as_often_as_the_balance_allows,
     test_racing_consumes_and_unfreezes_of_one_freeze_settle_it_exactly_once,

@@ -5,7 +5,7 @@ it back from the database.
 import datetime as dt
 from decimal import Decimal
 
-from credits_project.api.json import dumps, loads
+from credits_project.json import dumps, loads
 from customers.models import Project
 from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry

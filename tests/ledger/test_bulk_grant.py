@@ -20,10 +20,10 @@ from django.db.models import Sum
 from credits_project.errors import IdempotencyConflict
 from customers.models import Customer
 from ledger import services
-from ledger.consistency import find_inconsistencies
+from ledger.files.grants import GrantFile
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
+from ledger.selectors.consistency import find_inconsistencies
 from ledger.services import bulk
-from ledger.services.bulk_files import GrantFile
 from tests.server import ROOT, shared_database_url
 
 pytestmark = pytest.mark.django_db

@@ -20,8 +20,8 @@ from credits_project.errors import (
 )
 from customers.models import Project
 from ledger.api.shapes import render
-from ledger.consistency import find_inconsistencies
 from ledger.models import LedgerEntry, Transaction
+from ledger.selectors.consistency import find_inconsistencies
 from ledger.services import consume, deduct, deposit, freeze
 from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, item, wire
 

@@ -8,8 +8,8 @@ from django.core.management import call_command
 
 from customers.models import Project
 from ledger import services
-from ledger.consistency import check_ledger
 from ledger.models import CreditAccount, LedgerEntry
+from ledger.selectors.consistency import check_ledger
 
 pytestmark = pytest.mark.django_db
 

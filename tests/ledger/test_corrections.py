@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from credits_project.errors import AccountNotExpirable, AccountNotFound
-from ledger.consistency import check_ledger
 from ledger.models import CreditAccount, LedgerEntry
+from ledger.selectors.consistency import check_ledger
 from ledger.services import expire_account, freeze, unfreeze
 from tests.ledger.support import DAY, T0, grant
 

@@ -13,12 +13,12 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import DateTimeField, JSONField
 
-from credits_project.api.json import dumps, loads
+from credits_project.json import dumps, loads
 from customers.models import Customer, Project
 from ledger import selectors, services
 from ledger.api.shapes import render
-from ledger.consistency import check_ledger
 from ledger.models import CreditAccount, LedgerCounter, LedgerEntry, SpentCredits, Transaction
+from ledger.selectors.consistency import check_ledger
 from ledger.services import replays
 
 DUMP = json.loads((Path(__file__).parent / "migration_data" / "previous_version.json").read_text())

@@ -30,13 +30,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from credits_project.api.json import dumps, loads
 from credits_project.errors import ServiceError
+from credits_project.json import dumps, loads
 from customers.models import Customer, Project
 from ledger import selectors, services
 from ledger.api.shapes import render
-from ledger.consistency import find_inconsistencies
 from ledger.models import CreditAccount, LedgerEntry
+from ledger.selectors.consistency import find_inconsistencies
 
 BASE = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 ZERO = Decimal(0)

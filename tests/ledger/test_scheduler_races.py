@@ -17,8 +17,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from ledger.consistency import find_inconsistencies
 from ledger.models import CreditAccount, LedgerEntry, OperationType, Transaction
+from ledger.selectors.consistency import find_inconsistencies
 from ledger.services import expire_due, freeze, unfreeze
 from ledger.services.scheduled import customers_with_expiry_due, expire_customer
 from tests.ledger.support import ACTOR, T0, entries, grant, hold

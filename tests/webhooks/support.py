@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook
 
-from credits_project.api.json import loads
+from credits_project.json import loads
 from ledger.webhooks.delivery import deliver_endpoint, due_endpoints, fan_out
 from ledger.webhooks.models import WebhookEndpoint
 

@@ -6,14 +6,14 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from credits_project.api.json import loads
 from credits_project.errors import InsufficientBalance
+from credits_project.json import loads
 from ledger import services
-from ledger.consistency import check_ledger
+from ledger.selectors.consistency import check_ledger
 from ledger.services import expire_due, settle_due
+from ledger.services.notices import notify_expiring
 from ledger.webhooks.delivery import fan_out
 from ledger.webhooks.models import WebhookDelivery, WebhookEvent
-from ledger.webhooks.notices import notify_expiring
 from tests.support import DAY, T0, deposit
 from tests.webhooks.support import deliver_all, endpoint, receiver
 

@@ -14,11 +14,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from credits_project.api.json import format_decimal
 from credits_project.errors import ServiceError
+from credits_project.json import format_decimal
 from customers.models import Project
+from ledger.files.grants import GrantFile, amount_value, validate_deposit
 from ledger.services import bulk
-from ledger.services.bulk_files import GrantFile, RowError, amount_value, validate_deposit
+from ledger.services.bulk import RowError
 from ledger.services.deposits import Grant
 
 DURATION = re.compile(r"([1-9][0-9]*)([smhdw])")

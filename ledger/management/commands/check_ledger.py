@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from customers.models import Project
-from ledger.consistency import check_ledger
+from ledger.selectors.consistency import check_ledger
 
 
 class Command(BaseCommand):

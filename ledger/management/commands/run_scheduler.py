@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from ledger.services import expire_due, settle_due
+from ledger.services.notices import notify_expiring
 from ledger.webhooks.delivery import Dispatcher, fan_out
-from ledger.webhooks.notices import notify_expiring
 
 logger = logging.getLogger("credits.scheduler")
 

@@ -28,7 +28,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from ledger.ledger_pages import LedgerQuery, ledger_page  # noqa: E402
 
-from credits_project.api.json import dumps  # noqa: E402
+from credits_project.json import dumps  # noqa: E402
 from customers.models import Customer, Project  # noqa: E402
 from ledger import selectors, services  # noqa: E402
 

@@ -9,10 +9,11 @@ from django.utils import timezone
 
 from credits_project.sql import fetch, instant
 from customers.models import Project
-from ledger.services import rows
-from ledger.services.accounts import ACCOUNT
+from ledger.models.accounts import ACCOUNT
+from ledger.services import events
 from ledger.services.locks import lock_customer_unless_busy
-from ledger.webhooks import events
+from ledger.services.plan import Plan, apply
+from ledger.services.settlements import SCHEDULER_ACTOR
 from ledger.webhooks.models import EventType
 
 
@@ -42,16 +43,15 @@ def notify_expiring(*, now: dt.datetime | None = None, batch_size: int = 500) ->
             with transaction.atomic():
                 if not lock_customer_unless_busy(customer_pk):
                     continue
-                notices = [
+                plan = Plan(actor=SCHEDULER_ACTOR, now=now)
+                for account, customer_id in group:
                     events.expiring(
+                        plan,
                         project=project,
                         customer_id=customer_id,
                         account=account,
                         days=project.expiring_notice_days,
-                        now=now,
                     )
-                    for account, customer_id in group
-                ]
-                rows.run_together(notices)
-                written += len(notices)
+                apply(plan)
+                written += len(plan.events)
     return written

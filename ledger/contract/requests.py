@@ -17,7 +17,7 @@ from credits_project.errors import (
     InvalidStartsAt,
     TransactionIdRequired,
 )
-from ledger.api.fields import (
+from ledger.contract.fields import (
     AmountField,
     BusinessTypeField,
     EmailField,

@@ -1,19 +1,17 @@
 """Replays the ledger and compares it with every credit account, and checks the sums kept
 beside the accounts.
 
-Replay rules: GRANT adds to `total`; FREEZE adds to `frozen` and to what its transaction holds
-on the account; UNFREEZE gives held credits back; CONSUME takes first from what its freeze holds
-on the account, the rest from available, and adds to `used`; EXPIRE changes no counter. An
-account whose expiry was recorded with nothing frozen has expired exactly its unused remainder.
-Each customer's `SpentCredits` per wallet equals the total of its used-up accounts whose expiry
-is not recorded. Each webhook delivery belongs to its event's customer (the key of its
-in-order sending) and goes to an endpoint of its event's project. Each `OperatorAction` has the
-change it records (its grant entry, its deduct, its settled freeze, its recorded expiry).
+Entries replay as `ledger.rules.Replayed` says. An account whose expiry was recorded with
+nothing frozen has expired exactly its unused remainder. Each customer's `SpentCredits` per
+wallet equals the total of its used-up accounts whose expiry is not recorded. Each webhook
+delivery belongs to its event's customer (the key of its in-order sending) and goes to an
+endpoint of its event's project. Each `OperatorAction` has the change it records (its grant
+entry, its deduct, its settled freeze, its recorded expiry).
 """
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import F, Q
@@ -29,35 +27,7 @@ from ledger.models import (
     WebhookDelivery,
 )
 from ledger.money import ZERO
-
-
-@dataclass
-class Replayed:
-    total: Decimal = ZERO
-    used: Decimal = ZERO
-    frozen: Decimal = ZERO
-    expired: Decimal = ZERO
-    held: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
-
-    def apply(self, entry: LedgerEntry) -> None:
-        amount, ref = entry.amount, entry.transaction_id
-        match entry.operation_type:
-            case OperationType.GRANT:
-                self.total += amount
-            case OperationType.FREEZE:
-                self.frozen += amount
-                self.held[ref] += amount
-            case OperationType.UNFREEZE:
-                self.frozen -= amount
-                self.held[ref] -= amount
-            case OperationType.CONSUME:
-                from_hold = min(self.held.get(ref, ZERO), amount)
-                if from_hold:
-                    self.held[ref] -= from_hold
-                    self.frozen -= from_hold
-                self.used += amount
-            case OperationType.EXPIRE:
-                self.expired += amount
+from ledger.rules import Replayed
 
 
 @dataclass(frozen=True)

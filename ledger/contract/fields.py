@@ -15,7 +15,6 @@ from django.core.validators import validate_email
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from credits_project.api.json import dumps
 from credits_project.errors import (
     AmountMustBePositive,
     BadRequest,
@@ -26,6 +25,7 @@ from credits_project.errors import (
     InvalidRequest,
     ServiceError,
 )
+from credits_project.json import dumps
 from ledger.models import BusinessType
 from ledger.money import MAX_AMOUNT
 

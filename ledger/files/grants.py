@@ -18,14 +18,15 @@ import io
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import IO, Any, Literal
 
-from credits_project.api.json import check_fields, loads, parse_object
 from credits_project.errors import InvalidGrantFile, InvalidRequest, ServiceError
+from credits_project.json import check_fields, loads, parse_object
 from customers.models import Project
-from ledger.api.requests import DepositRequestSerializer
+from ledger.contract.requests import DepositRequestSerializer
+from ledger.services.bulk import GrantRow, RowError
 from ledger.services.deposits import Grant, Profile
 
 COLUMNS = (
@@ -50,42 +51,6 @@ Format = Literal["csv", "jsonl"]
 # A JSON number, as the API's body parser would read the field.
 JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 COPY_CHUNK_BYTES = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class GrantRow:
-    """One valid row: a deposit of `grant` to `customer_id`, which also sets `profile`.
-
-    `line` is where the row starts in its file (None for rows not read from a file).
-    """
-
-    line: int | None
-    customer_id: str
-    grant: Grant
-    profile: Profile
-
-    @property
-    def where(self) -> str:
-        return f"line {self.line}" if self.line is not None else f"customer {self.customer_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class RowError:
-    """A row that is not granted, and the error the API would answer its deposit with."""
-
-    where: str
-    error: ServiceError
-    line: int | None = None
-
-    def __str__(self) -> str:
-        text = f"{self.where}: {self.error.code}: {self.error.message}"
-        if self.error.details:
-            described = "; ".join(
-                f"{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
-                for name, value in self.error.details.items()
-            )
-            text += f" ({described})"
-        return text
 
 
 def validate_deposit(data: dict[str, Any]) -> tuple[str, Grant, Profile]:

@@ -1,0 +1,22 @@
+"""The ledger's vocabularies: what a charge or grant is for, and what an entry did."""
+
+from django.db import models
+
+
+class BusinessType(models.TextChoices):
+    UNDEFINED = "UNDEFINED"
+    TASK = "TASK"
+    ORDER = "ORDER"
+    MEMBERSHIP = "MEMBERSHIP"
+    SUBSCRIPTION = "SUBSCRIPTION"
+    FREE_TRIAL = "FREE_TRIAL"
+    ADMIN_GRANT = "ADMIN_GRANT"
+    TOKEN_USAGE = "TOKEN_USAGE"
+
+
+class OperationType(models.TextChoices):
+    GRANT = "GRANT"
+    FREEZE = "FREEZE"
+    CONSUME = "CONSUME"
+    UNFREEZE = "UNFREEZE"
+    EXPIRE = "EXPIRE"

@@ -1,0 +1,119 @@
+"""The append-only ledger, and the per-type counts of it a trigger keeps."""
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from credits_project.json import format_decimal
+from credits_project.sql import fetch
+from customers.models import Customer
+from ledger.models.accounts import CreditAccount
+from ledger.models.choices import BusinessType, OperationType
+from ledger.money import CreditAmountField, from_micros
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Ledger entries are never changed or removed: corrections are new entries."""
+
+    def update(self, **kwargs):
+        raise TypeError("ledger entries are append-only")
+
+    def delete(self):
+        raise TypeError("ledger entries are append-only")
+
+
+class LedgerEntryManager(models.Manager.from_queryset(AppendOnlyQuerySet)):
+    def parts_of(
+        self, customer_pk: int, transaction_id: str, operation_type: str
+    ) -> list[tuple[str, str, str, Decimal]]:
+        """(account id, wallet, source, amount) of each entry of `operation_type` that the
+        transaction wrote, in order: the details a replay and a transaction's state list."""
+        rows = fetch(
+            "SELECT e.account_id, a.wallet, a.source, e.amount FROM ledger_ledgerentry e "
+            "JOIN ledger_creditaccount a ON a.id = e.account_id "
+            "WHERE e.customer_id = %s AND e.transaction_id = %s AND e.operation_type = %s "
+            "ORDER BY e.id",
+            [customer_pk, transaction_id, operation_type],
+        )
+        return [
+            (str(account_id), wallet, source, from_micros(amount))
+            for account_id, wallet, source, amount in rows
+        ]
+
+
+class LedgerEntry(models.Model):
+    # Every read of entries starts with the customer: the `entry_walk` indexes lead with it.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="ledger", db_index=False
+    )
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    operation_type = models.CharField(max_length=16, choices=OperationType.choices)
+    amount = CreditAmountField()
+    # The freeze/deduct id, or a GRANT's idempotency key; null for EXPIRE and keyless GRANTs.
+    transaction_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    business_type = models.CharField(
+        max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
+    )
+    description = models.TextField(blank=True, default="")
+    # Who caused the entry: "api_key:<prefix>", "staff:<username>" (the console) or "scheduler".
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LedgerEntryManager()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="entry_amount_positive"),
+        ]
+        indexes = [
+            models.Index(F("customer"), F("created_at").desc(), F("id").desc(), name="entry_walk"),
+            models.Index(
+                F("customer"),
+                F("operation_type"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="entry_walk_by_type",
+            ),
+            models.Index(fields=["customer", "transaction_id"], name="entry_by_transaction"),
+        ]
+
+    def __str__(self) -> str:
+        customer = self.customer.external_id if "customer" in self._state.fields_cache else None
+        owner = f" of {customer}" if customer else ""
+        return (
+            f"{self.operation_type} {format_decimal(self.amount)} on account {self.account_id}"
+            f"{owner}"
+        )
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("ledger entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("ledger entries are append-only")
+
+
+class LedgerCounter(models.Model):
+    """How many entries a customer has per operation type.
+
+    Kept by a database trigger on every ledger insert (see migration 0002), so a ledger page's
+    `total_count` costs one small read however long the ledger grows. Never written by Django.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    operation_type = models.CharField(max_length=16, choices=OperationType.choices)
+    entries = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "operation_type"], name="counter_unique_per_type"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.operation_type}: {self.entries}"

@@ -1,0 +1,91 @@
+"""Identified operations: a keyed deposit, a freeze, a deduct (see the package's overview)."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from credits_project.json import format_decimal
+from credits_project.sql import Columns
+from customers.models import Customer, Project
+from ledger.models.choices import BusinessType
+from ledger.money import CreditAmountField
+
+
+class Transaction(models.Model):
+    class Kind(models.TextChoices):
+        DEPOSIT = "DEPOSIT"
+        FREEZE = "FREEZE"
+        DEDUCT = "DEDUCT"
+
+    class State(models.TextChoices):
+        DEPOSITED = "DEPOSITED"
+        FROZEN = "FROZEN"
+        CONSUMED = "CONSUMED"
+        UNFROZEN = "UNFROZEN"
+        DEDUCTED = "DEDUCTED"
+
+    class SettledBy(models.TextChoices):
+        CLIENT = "client"
+        SCHEDULER = "scheduler"
+
+    # Found by (project, transaction_id) through the unique constraints, never by project alone.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="transactions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The client's id of a freeze or deduct, or a deposit's idempotency key.
+    transaction_id = models.CharField(max_length=255)
+    state = models.CharField(max_length=16, choices=State.choices)
+    settled_by = models.CharField(  # noqa: DJ001
+        max_length=16, choices=SettledBy.choices, null=True, blank=True
+    )
+    fingerprint = models.CharField(max_length=64)
+    amount = CreditAmountField()
+    # Eligible wallets of a freeze or deduct; null when unrestricted.
+    wallets = models.JSONField(null=True, blank=True)
+    business_type = models.CharField(
+        max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
+    )
+    description = models.TextField(blank=True, default="")
+    unfreeze_after = models.DateTimeField(null=True, blank=True)
+    consume_after = models.DateTimeField(null=True, blank=True)
+    consumed_amount = CreditAmountField(null=True, blank=True)
+    returned_amount = CreditAmountField(null=True, blank=True)
+    overage_amount = CreditAmountField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "transaction_id"],
+                condition=Q(kind="DEPOSIT"),
+                name="transaction_unique_deposit_key",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "transaction_id"],
+                condition=~Q(kind="DEPOSIT"),
+                name="transaction_unique_charge_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(unfreeze_after__isnull=True) | Q(consume_after__isnull=True),
+                name="transaction_one_auto_settlement",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["unfreeze_after"],
+                condition=Q(state="FROZEN", unfreeze_after__isnull=False),
+                name="transaction_unfreeze_due",
+            ),
+            models.Index(
+                fields=["consume_after"],
+                condition=Q(state="FROZEN", consume_after__isnull=False),
+                name="transaction_consume_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.transaction_id} ({format_decimal(self.amount)})"
+
+
+TRANSACTION = Columns(Transaction)
