@@ -99,6 +99,17 @@ def seed() -> tuple[str, int]:
         actor="bench",
     )
     grant("spent-0", 10**9, OPEN_ACCOUNTS)
+    # Customers with a credit line: with credits to spare (the line is read, not drawn on),
+    # and with none (every deduct goes into debt).
+    for n in range(SPREAD):
+        grant(f"limited-{n}", 10**9)
+        services.set_credit_limit(
+            project=project, customer_id=f"limited-{n}", limit=Decimal(10**9), actor="bench"
+        )
+        grant(f"debtor-{n}", 1)
+        services.set_credit_limit(
+            project=project, customer_id=f"debtor-{n}", limit=Decimal(10**12), actor="bench"
+        )
     print(f"seeded in {time.monotonic() - started:.0f} s", file=sys.stderr)
     first_pk = Customer.objects.get(project=project, external_id="spread-0").pk
     return key, first_pk
@@ -224,7 +235,7 @@ class Load:
         if output.returncode or found is None:
             raise RuntimeError(f"wrk failed:\n{output.stdout}{output.stderr}")
         raw = json.loads(found[1])
-        done = raw["pairs"] if mode == "freeze_consume" else raw["requests"]
+        done = raw["pairs"] if mode in ("freeze_consume", "deduct_refund") else raw["requests"]
         result = Result(
             name=name,
             connections=connections,
@@ -261,6 +272,9 @@ def main() -> None:
             load("deduct, one hot customer", "deduct", "hot-", 1),
             load("deduct, spread, 64 connections", "deduct", "spread-", SPREAD, 64),
             load("freeze + consume pair, spread", "freeze_consume", "spread-", SPREAD),
+            load("deduct + refund pair, spread", "deduct_refund", "spread-", SPREAD),
+            load("deduct, spread, with a credit limit", "deduct", "limited-", SPREAD),
+            load("deduct into debt, spread", "deduct", "debtor-", SPREAD),
             load("deposit to an existing customer, spread", "deposit", "spread-", SPREAD),
             load("GET customer, spread", "get", "spread-", SPREAD),
         ]

@@ -24,6 +24,13 @@ GOALS = [
     ("deduct, 64 connections / 16", "deduct, spread, 64", "deduct, spread", "rate", 0.9),
     ("freeze + consume pairs / reference", "freeze + consume", "reference", "rate", 0.25),
     ("deposit / reference", "deposit to an existing", "reference", "rate", 0.5),
+    (
+        "deduct with a credit limit / without",
+        "deduct, spread, with a credit limit",
+        "deduct, spread",
+        "rate",
+        0.95,
+    ),
     ("GET customer / reference", "GET customer, spread", "reference", "rate", 0.8),
     (
         "GET customer, 10,000 spent / none",
@@ -111,10 +118,12 @@ def table(run: dict) -> list[str]:
             met, bound = ratio <= target, f"≤ {target}"
         lines.append(f"| {label} | {ratio:.2f} | {bound} | {'yes' if met else 'no'} |")
     comparisons = [
+        ("deduct + refund pairs / deducts", "deduct + refund pair", "deduct, spread"),
+        ("deduct into debt / deduct from credits", "deduct into debt", "deduct, spread"),
         ("deduct, gevent workers / sync workers", "deduct, spread", "sync workers: deduct"),
         ("deduct, synchronous=FULL / NORMAL", "deduct, spread", "synchronous=NORMAL: deduct"),
     ]
-    lines += ["", "| configuration | deduct req/s ratio |", "|---|---|"]
+    lines += ["", "| comparison | req/s ratio |", "|---|---|"]
     for label, top, bottom in comparisons:
         if any(r["name"].startswith(bottom) for r in results):
             ratio = find(results, top)["rate"] / find(results, bottom)["rate"]

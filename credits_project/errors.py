@@ -186,6 +186,55 @@ class AccountNotExpirable(BadRequest):
     message = "the account has already expired or has not started yet"
 
 
+class NotRefundable(BadRequest):
+    """A refund of a charge that consumed nothing for good: a freeze still open, or released
+    by its client or the scheduler; `details` has the charge's `state`."""
+
+    code = "not_refundable"
+    message = "only a deduct or a consumed freeze can be refunded"
+
+
+class RefundExceedsCharge(BadRequest):
+    """A refund of more than the charge has left to refund (or of a charge fully refunded);
+    `details` has `requested` and `remaining_refundable`."""
+
+    code = "refund_exceeds_charge"
+    message = "the refund exceeds what the charge has left to refund"
+
+
+class AccountAlreadyVoided(BadRequest):
+    """A void of an account that an earlier void (under another `void_id`) ended."""
+
+    code = "account_already_voided"
+    message = "the account was already voided"
+
+
+class InvalidVoidMode(FieldError):
+    code = "invalid_void_mode"
+    message = "mode must be remainder or clawback"
+
+
+class InvalidCreditLimit(FieldError):
+    code = "invalid_credit_limit"
+    message = "limit must be a number from 0 to 10^12 with at most 6 decimal places"
+
+
+class RefundIdRequired(FieldError):
+    code = "refund_id_required"
+    message = "refund_id is required"
+
+    def __init__(self) -> None:
+        super().__init__("refund_id")
+
+
+class VoidIdRequired(FieldError):
+    code = "void_id_required"
+    message = "void_id is required"
+
+    def __init__(self) -> None:
+        super().__init__("void_id")
+
+
 class InvalidJson(BadRequest):
     code = "invalid_json"
     message = "the request body must be a JSON object"

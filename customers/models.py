@@ -78,6 +78,10 @@ class Customer(models.Model):
         default=dict, blank=True, encoder=ExactJSONEncoder, decoder=ExactJSONDecoder
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Whether the customer has a credit line (`ledger.models.credit_lines`): read with the
+    # customer, so that a balance read of the many customers without one costs no extra
+    # statement.
+    has_credit_line = models.BooleanField(default=False, editable=False)
 
     class Meta:
         constraints = [

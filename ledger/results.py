@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ledger.models import CreditAccount
+from ledger.models.entries import Part
 
 OMIT_WHEN_NONE = {"omit_when_none": True}
 """Field metadata: the field is left out of the response, rather than null, when unset."""
@@ -32,12 +33,22 @@ class Detail:
         return cls(str(account.pk), account.wallet, account.wallet, account.source, amount)
 
     @classmethod
-    def listed(cls, parts: list[tuple[str, str, str, Decimal]]) -> list["Detail"]:
-        """From `LedgerEntry.objects.parts_of`."""
+    def listed(cls, parts: list[Part], operation_type: str) -> list["Detail"]:
+        """The account parts of one operation type (from `LedgerEntry.objects.parts_of`)."""
         return [
-            cls(account_id, wallet, wallet, source, amount)
-            for account_id, wallet, source, amount in parts
+            cls(part.account_id, part.wallet, part.wallet, part.source, part.amount)
+            for part in parts
+            if part.operation_type == operation_type and part.credit_line_id is None
         ]
+
+
+def on_credit(parts: list[Part], operation_type: str) -> Decimal | None:
+    """What the parts of one operation type took on credit lines (None when nothing)."""
+    total = sum(
+        (p.amount for p in parts if p.operation_type == operation_type and p.credit_line_id),
+        Decimal(0),
+    )
+    return total or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,8 @@ class DepositResult:
     expires_at: dt.datetime | None
     record_id: str
     is_idempotent_replay: bool
+    # What the deposit paid back of the customer's debt, when it paid any.
+    repaid_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +76,8 @@ class FreezeResult:
     unfreeze_after: dt.datetime | None
     consume_after: dt.datetime | None
     is_idempotent_replay: bool
+    # What the operation drew on the customer's credit lines, when it drew any.
+    on_credit_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +89,8 @@ class ConsumeResult:
     is_idempotent_replay: bool
     returned_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
     overage_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
+    # What the operation drew on the customer's credit lines, when it drew any.
+    on_credit_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +100,8 @@ class UnfreezeResult:
     unfreeze_details: list[Detail]
     unfrozen_at: dt.datetime
     is_idempotent_replay: bool
+    # What the operation drew on the customer's credit lines, when it drew any.
+    on_credit_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +111,8 @@ class DeductResult:
     deduct_details: list[Detail]
     deducted_at: dt.datetime
     is_idempotent_replay: bool
+    # What the operation drew on the customer's credit lines, when it drew any.
+    on_credit_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +134,22 @@ class TransactionState:
     details: list[Detail]
     created_at: dt.datetime
     settled_at: dt.datetime | None
+    # What the charge's refunds have put back so far.
+    refunded_amount: Decimal = Decimal(0)
+    on_credit_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(slots=True)
 class Counters:
+    """Sums of credits. With a credit line, `frozen` includes what freezes hold on it and
+    `available` its headroom; `credit_limit` and `debt` are then given (left out otherwise)."""
+
     total: Decimal
     used: Decimal
     frozen: Decimal
     available: Decimal
+    credit_limit: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
+    debt: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +187,8 @@ class WalletBalance:
     frozen: Decimal
     available: Decimal
     sources: list[SourceBalance]
+    credit_limit: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
+    debt: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +213,18 @@ class QuoteResult:
     balance_before: Counters
     balance_after: Counters
     quoted_at: dt.datetime
+    on_credit_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerItem:
     id: str
-    operation_type: Literal["GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"]
+    operation_type: Literal[
+        "GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID", "DEBT", "REPAY"
+    ]
     amount: Decimal
-    wallet: str
-    credit_type: str
+    wallet: str | None
+    credit_type: str | None
     source: str
     account_id: str
     transaction_id: str | None
@@ -198,6 +232,54 @@ class LedgerItem:
     description: str
     status: Literal["ACTIVE", "PENDING", "EXPIRED"]
     created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    transaction_id: str
+    refund_id: str
+    refunded_amount: Decimal
+    refund_details: list[Detail]
+    remaining_refundable: Decimal
+    refunded_at: dt.datetime
+    is_idempotent_replay: bool
+    # What the refund took off the customer's debt (a charge drawn on a credit line).
+    debt_reduced_amount: Decimal | None = field(default=None, metadata=OMIT_WHEN_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class VoidEntry:
+    """One entry a void writes (or, in a dry run, would write)."""
+
+    operation_type: Literal["VOID", "DEBT"]
+    amount: Decimal
+    account_id: str | None
+    wallet: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoidResult:
+    void_id: str
+    customer_id: str
+    account_id: str
+    mode: Literal["remainder", "clawback"]
+    voided_amount: Decimal
+    clawed_back_amount: Decimal
+    entries: list[VoidEntry]
+    voided_at: dt.datetime
+    dry_run: bool
+    is_idempotent_replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLimitResult:
+    customer_id: str
+    wallet: str | None
+    credit_limit: Decimal
+    debt: Decimal
+    frozen: Decimal
+    available_on_credit: Decimal
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)

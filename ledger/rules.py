@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from credits_project.errors import InsufficientBalance, InsufficientBalanceInSelectedCreditTypes
-from ledger.models import CreditAccount, LedgerEntry, OperationType
+from ledger.models import CreditAccount, CreditLine, LedgerEntry, OperationType
 from ledger.money import ZERO
 
 
@@ -21,6 +21,26 @@ class Draw:
 
     account: CreditAccount
     amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LineDraw:
+    """Credits drawn on a credit line: what the customer will owe."""
+
+    line: CreditLine
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a charge takes: credits from accounts first, then on credit lines."""
+
+    draws: list[Draw]
+    on_lines: list[LineDraw] = field(default_factory=list)
+
+    @property
+    def on_credit(self) -> Decimal:
+        return sum((part.amount for part in self.on_lines), ZERO)
 
 
 def spendable(
@@ -35,6 +55,19 @@ def available_in(
 ) -> Decimal:
     """What the spendable ones of `accounts` have available, together."""
     return sum((a.available for a in spendable(accounts, wallets, now)), ZERO)
+
+
+def usable_lines(lines: Iterable[CreditLine], wallets: Sequence[str] | None) -> list[CreditLine]:
+    """The lines a charge restricted to `wallets` (all when None) may draw on, in the order it
+    draws them: a restricted charge draws on the lines of its wallets first (by name), then
+    on the whole customer's line; an unrestricted one on the whole customer's line first,
+    then on the wallets' lines by name."""
+    eligible_wallets = list(wallets) if wallets is not None else None
+    whole_first = wallets is None
+    return sorted(
+        (line for line in lines if line.takes(eligible_wallets) and line.headroom > 0),
+        key=lambda line: (line.covers_every_wallet != whole_first, line.wallet),
+    )
 
 
 def draw(accounts: Iterable[CreditAccount], amount: Decimal) -> tuple[list[Draw], Decimal]:
@@ -57,24 +90,45 @@ def take(
     wallets: Sequence[str] | None,
     now: dt.datetime,
     *,
+    lines: Sequence[CreditLine] = (),
     name_restriction: bool = True,
-) -> list[Draw]:
-    """Draw `amount` from the spendable ones of `accounts` (the customer's open accounts), or
-    raise `insufficient_balance`.
+) -> Taken:
+    """Draw `amount` from the spendable ones of `accounts` (the customer's open accounts), in
+    their order, and what they do not cover on the customer's usable `lines`; or raise
+    `insufficient_balance`, with what was available (credits and headroom together).
 
     With `name_restriction`, a shortfall only in the restricted wallets is told apart
     (`insufficient_balance_in_selected_credit_types`).
     """
     eligible_accounts = spendable(accounts, wallets, now)
     draws, missing = draw(eligible_accounts, amount)
+    on_lines = []
+    for line in usable_lines(lines, wallets):
+        if missing <= 0:
+            break
+        part = min(line.headroom, missing)
+        on_lines.append(LineDraw(line, part))
+        missing -= part
     if missing > 0:
-        available = sum((a.available for a in eligible_accounts), ZERO)
+        available = spending_power(accounts, lines, wallets, now)
         details = {"requested": amount, "available": available, "wallet": wallet_label(wallets)}
         restricted = name_restriction and wallets is not None
-        if restricted and available_in(accounts, None, now) >= amount:
+        if restricted and spending_power(accounts, lines, None, now) >= amount:
             raise InsufficientBalanceInSelectedCreditTypes(details)
         raise InsufficientBalance(details)
-    return draws
+    return Taken(draws, on_lines)
+
+
+def spending_power(
+    accounts: Iterable[CreditAccount],
+    lines: Iterable[CreditLine],
+    wallets: Sequence[str] | None,
+    now: dt.datetime,
+) -> Decimal:
+    """What a charge restricted to `wallets` could take at most: the spendable credits and the
+    headroom of the usable lines."""
+    headroom = sum((line.headroom for line in usable_lines(lines, wallets)), ZERO)
+    return available_in(accounts, wallets, now) + headroom
 
 
 def wallet_label(wallets: Sequence[str] | None) -> str | list[str] | None:
@@ -98,19 +152,42 @@ def crosses_below(before: Decimal, after: Decimal, threshold: Decimal) -> bool:
 
 
 @dataclass
-class Replayed:
+class Holds:
+    """What freezes hold, as their FREEZE and UNFREEZE entries make it: `frozen` in all, and
+    per transaction."""
+
+    frozen: Decimal = ZERO
+    held: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+
+    def hold(self, ref: str, amount: Decimal) -> None:
+        self.frozen += amount
+        self.held[ref] += amount
+
+    def release(self, ref: str, amount: Decimal) -> None:
+        self.frozen -= amount
+        self.held[ref] -= amount
+
+    def spend_held(self, ref: str, amount: Decimal) -> None:
+        """A settlement takes first from what its freeze holds here."""
+        from_hold = min(self.held.get(ref, ZERO), amount)
+        if from_hold:
+            self.release(ref, from_hold)
+
+
+@dataclass
+class Replayed(Holds):
     """An account's counters as its entries, applied in order, make them.
 
     GRANT adds to `total`; FREEZE adds to `frozen` and to what its transaction holds on the
     account; UNFREEZE gives held credits back; CONSUME takes first from what its freeze holds
-    on the account, the rest from available, and adds to `used`; EXPIRE changes no counter.
+    on the account, the rest from available, and adds to `used`; REPAY (the account pays a
+    debt) adds to `used` and REFUND takes from it; EXPIRE and VOID change no counter (the
+    credits stop counting) and add to what ended unused.
     """
 
     total: Decimal = ZERO
     used: Decimal = ZERO
-    frozen: Decimal = ZERO
     expired: Decimal = ZERO
-    held: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
 
     def apply(self, entry: LedgerEntry) -> None:
         amount, ref = entry.amount, entry.transaction_id
@@ -118,16 +195,60 @@ class Replayed:
             case OperationType.GRANT:
                 self.total += amount
             case OperationType.FREEZE:
-                self.frozen += amount
-                self.held[ref] += amount
+                self.hold(ref, amount)
             case OperationType.UNFREEZE:
-                self.frozen -= amount
-                self.held[ref] -= amount
+                self.release(ref, amount)
             case OperationType.CONSUME:
-                from_hold = min(self.held.get(ref, ZERO), amount)
-                if from_hold:
-                    self.held[ref] -= from_hold
-                    self.frozen -= from_hold
+                self.spend_held(ref, amount)
                 self.used += amount
-            case OperationType.EXPIRE:
+            case OperationType.REPAY:
+                self.used += amount
+            case OperationType.REFUND:
+                self.used -= amount
+            case OperationType.EXPIRE | OperationType.VOID:
                 self.expired += amount
+
+
+@dataclass
+class LineReplayed(Holds):
+    """A credit line's `debt` and `frozen` as its entries, applied in order, make them.
+
+    FREEZE and UNFREEZE as on an account; DEBT takes first from what its freeze holds on the
+    line and adds to `debt`; REPAY and REFUND take from `debt`.
+    """
+
+    debt: Decimal = ZERO
+
+    def apply(self, entry: LedgerEntry) -> None:
+        amount, ref = entry.amount, entry.transaction_id
+        match entry.operation_type:
+            case OperationType.FREEZE:
+                self.hold(ref, amount)
+            case OperationType.UNFREEZE:
+                self.release(ref, amount)
+            case OperationType.DEBT:
+                self.spend_held(ref, amount)
+                self.debt += amount
+            case OperationType.REPAY | OperationType.REFUND:
+                self.debt -= amount
+
+
+def refund_slices(
+    slices: Sequence[tuple[object, Decimal]], refunded: Decimal, amount: Decimal
+) -> list[tuple[object, Decimal]]:
+    """Which parts of a charge's slices (what it drew, in the order it drew them) a refund of
+    `amount` puts back, when its earlier refunds put back `refunded`: the last slice drawn
+    comes back first, so what earlier refunds took is the tail, and this one continues
+    before it."""
+    parts = []
+    skip, left = refunded, amount
+    for target, drawn in reversed(slices):
+        from_earlier = min(skip, drawn)
+        skip -= from_earlier
+        part = min(drawn - from_earlier, left)
+        if part > 0:
+            parts.append((target, part))
+            left -= part
+        if left <= 0:
+            break
+    return parts

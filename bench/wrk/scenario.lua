@@ -1,6 +1,6 @@
 -- One load scenario for wrk, chosen by the first script argument:
 --   wrk ... -s bench/wrk/scenario.lua <url> -- MODE RUN API_KEY CUSTOMER_PREFIX CUSTOMERS [FIRST_PK]
--- MODE: reference | get | deduct | deposit | freeze_consume. Customers are picked at random
+-- MODE: reference | get | deduct | deposit | freeze_consume | deduct_refund. Customers are picked at random
 -- among CUSTOMER_PREFIX0 .. CUSTOMER_PREFIX(CUSTOMERS-1); every charge and deposit carries an
 -- id unique to the run, thread and request. `done` prints one RESULT line of JSON.
 
@@ -51,6 +51,15 @@ function request()
     end
     return post("/v1/billing/freeze", string.format(
       '{"customer_id":"%s","transaction_id":"%s","amount":2}', customer, ref))
+  elseif mode == "deduct_refund" then
+    -- A refund is sent only for a deduct whose answer has arrived.
+    local charged = table.remove(frozen, 1)
+    if charged then
+      return post("/v1/billing/refund", string.format(
+        '{"transaction_id":"%s","refund_id":"%s-r"}', charged, charged))
+    end
+    return post("/v1/billing/deduct", string.format(
+      '{"customer_id":"%s","transaction_id":"%s","amount":2}', customer, ref))
   end
   error("unknown mode " .. mode)
 end
@@ -58,6 +67,12 @@ end
 function response(status, headers, body)
   if status ~= 200 then
     failures = failures + 1
+  elseif mode == "deduct_refund" then
+    if body:find('"deducted_amount"', 1, true) then
+      table.insert(frozen, body:match('"transaction_id":"([^"]+)"'))
+    else
+      settled = settled + 1
+    end
   elseif mode == "freeze_consume" then
     if body:find('"frozen_amount"', 1, true) then
       table.insert(frozen, body:match('"transaction_id":"([^"]+)"'))

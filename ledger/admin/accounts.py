@@ -1,8 +1,11 @@
 """Credit accounts and transactions: read-only lists."""
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
-from ledger.admin.display import ReadOnlyAdmin, amount_column, utc_column
+from ledger.admin.display import ReadOnlyAdmin, amount_column, can_act, utc_column
 from ledger.models import CreditAccount, Transaction
 
 
@@ -68,3 +71,21 @@ class TransactionAdmin(ReadOnlyAdmin):
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_id_display(self, obj: Transaction) -> str:
         return obj.customer.external_id
+
+    def get_readonly_fields(self, request, obj=None):
+        # The refund link is for operators only: support staff read.
+        operator = ["refund"] if can_act(request) else []
+        return [*super().get_readonly_fields(request, obj), *operator]
+
+    @admin.display(description="refund")
+    def refund(self, obj: Transaction) -> str:
+        """A refund of a deduct or consumed freeze, for operators: the customer's refund
+        form, with this charge filled in (it confirms each wallet before and after)."""
+        if obj.state not in (Transaction.State.DEDUCTED, Transaction.State.CONSUMED):
+            return "not refundable"
+        if obj.refunded_amount == obj.consumed_amount:
+            return "refunded in full"
+        url = reverse("admin:customers_customer_credit_action", args=[obj.customer_id, "refund"])
+        return format_html(
+            '<a href="{}?{}">Refund…</a>', url, urlencode({"charge": obj.transaction_id})
+        )

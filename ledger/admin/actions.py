@@ -16,18 +16,22 @@ from django import forms
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from credits_project.errors import FieldError, InvalidAmount, ServiceError
+from credits_project.errors import FieldError, InvalidAmount, InvalidCreditLimit, ServiceError
 from customers.models import Customer
 from ledger import services
 from ledger.contract.requests import (
     ConsumeRequestSerializer,
+    CreditLimitRequestSerializer,
     DeductRequestSerializer,
     DepositRequestSerializer,
+    RefundRequestSerializer,
     UnfreezeRequestSerializer,
+    VoidRequestSerializer,
 )
 from ledger.models import BusinessType, OperatorAction, Transaction
+from ledger.models.transactions import CHARGE_KINDS
 from ledger.selectors.balances import customer_balance
-from ledger.selectors.console import expirable_accounts
+from ledger.selectors.console import expirable_accounts, voidable_accounts
 from ledger.templatetags.credits import credits, utc
 
 UTC_HELP = "UTC, e.g. 2027-01-31 00:00 (an offset such as +02:00 may be given)."
@@ -305,6 +309,144 @@ class ExpireForm(ActionForm):
         return [("Account", label), ("Reason", self.cleaned_data["reason"])]
 
 
+class RefundForm(ActionForm):
+    action = OperatorAction.Action.REFUND
+    title = "Refund a charge"
+
+    charge = forms.CharField(max_length=255, label="Charge (transaction id)")
+    amount = forms.CharField(
+        max_length=40, required=False, help_text="Empty to refund all not refunded yet."
+    )
+    field_order = ["charge", "amount", "reason"]
+
+    def clean_charge(self) -> str:
+        transaction_id = self.cleaned_data["charge"]
+        if not Transaction.objects.filter(
+            customer=self.customer, kind__in=CHARGE_KINDS, transaction_id=transaction_id
+        ).exists():
+            raise forms.ValidationError("This customer has no charge with this transaction id.")
+        return transaction_id
+
+    def parse(self, data):
+        return RefundRequestSerializer.parse(
+            {
+                "transaction_id": data["charge"],
+                "refund_id": self.transaction_id,
+                "amount": amount_of(data["amount"]),
+                "description": data["reason"],
+            }
+        )
+
+    def run(self, *, actor):
+        result = services.refund(project=self.customer.project, actor=actor, **self.request)
+        return Applied(result.refunded_amount, self.transaction_id)
+
+    def summary(self):
+        amount = self.request["amount"]
+        return [
+            ("Charge", self.request["transaction_id"]),
+            ("Refund", "all not refunded yet" if amount is None else credits(amount)),
+            ("Refund id", self.transaction_id),
+            ("Reason", self.cleaned_data["reason"]),
+        ]
+
+
+class VoidForm(ActionForm):
+    action = OperatorAction.Action.VOID
+    title = "Void an account"
+
+    account = forms.TypedChoiceField(coerce=int, label="Account")
+    mode = forms.ChoiceField(
+        choices=[
+            ("remainder", "Remainder: end its unused credits now"),
+            ("clawback", "Clawback: also take back what was consumed from it, as debt"),
+        ],
+        initial="remainder",
+    )
+    field_order = ["account", "mode", "reason"]
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].choices = [
+            (a.pk, f"account {a.pk}: {a.wallet}/{a.source}, {credits(a.total)} granted")
+            for a in voidable_accounts(self.customer)
+        ]
+
+    def parse(self, data):
+        return VoidRequestSerializer.parse(
+            {"void_id": self.transaction_id, "mode": data["mode"], "description": data["reason"]}
+        ) | {"account_id": data["account"]}
+
+    def run(self, *, actor):
+        result = services.void(
+            project=self.customer.project,
+            customer_id=self.customer.external_id,
+            actor=actor,
+            **self.request,
+        )
+        return Applied(result.voided_amount + result.clawed_back_amount, self.transaction_id)
+
+    def summary(self):
+        # The void's own dry run: the entries it would write.
+        planned = services.void(
+            project=self.customer.project,
+            customer_id=self.customer.external_id,
+            actor="console",
+            **{**self.request, "dry_run": True},
+        )
+        label = dict(self.fields["account"].choices)[self.cleaned_data["account"]]
+        return [
+            ("Account", label),
+            ("Mode", self.request["mode"]),
+            *(
+                (f"{e.operation_type} entry", f"{credits(e.amount)} ({e.wallet})")
+                for e in planned.entries
+            ),
+            ("Void id", self.transaction_id),
+            ("Reason", self.cleaned_data["reason"]),
+        ]
+
+
+class CreditLimitForm(ActionForm):
+    action = OperatorAction.Action.CREDIT_LIMIT
+    title = "Set a credit limit"
+
+    limit = forms.CharField(max_length=40, help_text="0 removes the limit.")
+    wallet = forms.CharField(
+        max_length=64, required=False, help_text="Empty for all the customer's wallets."
+    )
+    field_order = ["limit", "wallet", "reason"]
+
+    def parse(self, data):
+        try:
+            limit = amount_of(data["limit"])
+        except InvalidAmount:
+            raise InvalidCreditLimit("limit") from None
+        return CreditLimitRequestSerializer.parse(
+            {"limit": limit, "wallet": data["wallet"] or None}
+        )
+
+    def run(self, *, actor):
+        result = services.set_credit_limit(
+            project=self.customer.project,
+            customer_id=self.customer.external_id,
+            actor=actor,
+            **self.request,
+        )
+        return Applied(result.credit_limit, self.transaction_id)
+
+    @property
+    def transaction_id(self) -> str:
+        return f"credit limit {self.cleaned_data.get('wallet') or 'all wallets'}"
+
+    def summary(self):
+        return [
+            ("Limit", credits(self.request["limit"])),
+            ("Wallet", self.request["wallet"] or "all wallets"),
+            ("Reason", self.cleaned_data["reason"]),
+        ]
+
+
 class AlreadyApplied(Exception):
     """The form's token names an action already applied: this submit is a repeat."""
 
@@ -376,4 +518,7 @@ FORMS: dict[str, type[ActionForm]] = {
     "unfreeze": UnfreezeForm,
     "consume": ConsumeForm,
     "expire": ExpireForm,
+    "refund": RefundForm,
+    "void": VoidForm,
+    "credit-limit": CreditLimitForm,
 }

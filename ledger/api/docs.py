@@ -46,3 +46,9 @@ TRANSACTION_ID = OpenApiParameter("transaction_id", ID_SCHEMA, OpenApiParameter.
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", ID_SCHEMA, OpenApiParameter.HEADER, required=False
 )
+ACCOUNT_ID = OpenApiParameter(
+    "account_id",
+    {"type": "string", "pattern": "^[0-9]+$"},
+    OpenApiParameter.PATH,
+    description="The `account_id` a deposit answered with.",
+)

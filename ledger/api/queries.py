@@ -5,7 +5,13 @@ import datetime as dt
 from django.http import QueryDict
 from django.utils import timezone
 
-from credits_project.errors import InvalidAsOf, InvalidLimit, InvalidOperationType, InvalidRequest
+from credits_project.errors import (
+    AccountNotFound,
+    InvalidAsOf,
+    InvalidLimit,
+    InvalidOperationType,
+    InvalidRequest,
+)
 from credits_project.json import first_bad_string
 from ledger.contract.fields import IdField, InstantField
 from ledger.models import OperationType
@@ -66,3 +72,11 @@ def parse_as_of(query: QueryDict) -> dt.datetime | None:
     if as_of > timezone.now():
         raise InvalidAsOf("as_of")
     return as_of
+
+
+def parse_account_id(raw: str) -> int:
+    """An account id from a path: the decimal id the API answers with; anything else names no
+    account (`account_not_found`)."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise AccountNotFound({"account_id": raw})
+    return int(raw)

@@ -14,6 +14,7 @@ from customers.models import Project
 from ledger import selectors, services
 from ledger.api import queries
 from ledger.api.docs import (
+    ACCOUNT_ID,
     CUSTOMER_ID,
     ERRORS,
     ID_SCHEMA,
@@ -27,6 +28,7 @@ from ledger.contract import requests as r
 from ledger.models import OperationType
 from ledger.results import (
     ConsumeResult,
+    CreditLimitResult,
     CustomerBalance,
     DeductResult,
     DepositResult,
@@ -34,8 +36,10 @@ from ledger.results import (
     Health,
     LedgerPage,
     QuoteResult,
+    RefundResult,
     TransactionState,
     UnfreezeResult,
+    VoidResult,
 )
 
 
@@ -138,6 +142,46 @@ class CustomersViewSet(ApiViewSet):
         )
         return Response(render(selectors.ledger_page(query)))
 
+    @extend_schema(
+        operation_id="void_account",
+        summary="Void a credit account",
+        description="Ends the account's unused credits now (`remainder`), or also takes back "
+        "what was consumed from it as debt (`clawback`). `dry_run` answers the entries it "
+        "would write. Idempotent by `void_id`.",
+        parameters=[CUSTOMER_ID, ACCOUNT_ID],
+        request=r.VoidRequestSerializer,
+        responses=responses(VoidResult),
+        tags=["customers"],
+    )
+    def void(self, request: Request, customer_id: str, account_id: str) -> Response:
+        data = r.VoidRequestSerializer.parse(request.data)
+        result = services.void(
+            project=self.project,
+            customer_id=customer_id,
+            account_id=queries.parse_account_id(account_id),
+            actor=self.actor,
+            **data,
+        )
+        return Response(render(result))
+
+    @extend_schema(
+        operation_id="set_credit_limit",
+        summary="Set a customer's credit limit",
+        description="How far the customer may spend past its credits, in one wallet or (no "
+        "`wallet`) in all; 0 removes the limit. Charges past the credits become debt, which "
+        "the next deposits into the wallet pay back first.",
+        parameters=[CUSTOMER_ID],
+        request=r.CreditLimitRequestSerializer,
+        responses=responses(CreditLimitResult),
+        tags=["customers"],
+    )
+    def credit_limit(self, request: Request, customer_id: str) -> Response:
+        data = r.CreditLimitRequestSerializer.parse(request.data)
+        result = services.set_credit_limit(
+            project=self.project, customer_id=customer_id, actor=self.actor, **data
+        )
+        return Response(render(result))
+
 
 class BillingDepositViewSet(CustomersViewSet):
     """The same deposit, also served under /v1/billing/."""
@@ -197,6 +241,21 @@ class BillingViewSet(ApiViewSet):
     def deduct(self, request: Request) -> Response:
         data = r.DeductRequestSerializer.parse(request.data)
         result = services.deduct(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
+
+    @extend_schema(
+        operation_id="refund",
+        summary="Refund a charge",
+        description="Puts back a deduct's or a consumed freeze's credits onto the accounts "
+        "they came from, the last drawn first (all not yet refunded, or `amount`). "
+        "Idempotent by `refund_id`.",
+        request=r.RefundRequestSerializer,
+        responses=responses(RefundResult),
+        tags=["billing"],
+    )
+    def refund(self, request: Request) -> Response:
+        data = r.RefundRequestSerializer.parse(request.data)
+        result = services.refund(project=self.project, actor=self.actor, **data)
         return Response(render(result))
 
     @extend_schema(

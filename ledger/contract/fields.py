@@ -118,11 +118,16 @@ class AmountField(ContractField):
         self,
         *,
         allow_zero: bool = False,
+        optional: bool = False,
         not_positive: type[BadRequest] = AmountMustBePositive,
+        invalid: type[BadRequest] = InvalidAmount,
         **kwargs: Any,
     ):
-        self.allow_zero, self.not_positive = allow_zero, not_positive
-        super().__init__(required=not allow_zero, **kwargs)
+        """`allow_zero`: 0 is a value (and the field optional); `optional`: absent is None,
+        but a value sent must be positive."""
+        self.allow_zero, self.optional = allow_zero, optional
+        self.not_positive, self.invalid = not_positive, invalid
+        super().__init__(required=not (allow_zero or optional), **kwargs)
 
     def openapi_schema(self) -> dict[str, Any]:
         # OpenAPI 3.0 spelling: `exclusiveMinimum` is a flag on `minimum`.
@@ -135,16 +140,16 @@ class AmountField(ContractField):
 
     def parse(self, value: Any) -> Decimal | None:
         if value is None:
-            if self.allow_zero:
+            if self.allow_zero or self.optional:
                 return None
             raise self.not_positive(self.field_name)
         if isinstance(value, bool) or not isinstance(value, int | Decimal):
-            raise InvalidAmount(self.field_name)
+            raise self.invalid(self.field_name)
         amount = Decimal(value)
         if amount < 0 or (amount == 0 and not self.allow_zero):
             raise self.not_positive(self.field_name)
         if amount > MAX_AMOUNT or not has_at_most_six_fractional_digits(amount):
-            raise InvalidAmount(self.field_name)
+            raise self.invalid(self.field_name)
         return amount + 0  # drops a negative zero's sign and normalizes the context
 
 
@@ -181,6 +186,43 @@ class InstantField(ContractField):
             return instant.astimezone(dt.UTC)
         except OverflowError:
             raise self.error(self.field_name) from None
+
+
+class BooleanField(ContractField):
+    """A JSON boolean; absent or null is `default`."""
+
+    def __init__(self, *, default: bool, **kwargs: Any):
+        self.fallback = default
+        super().__init__(**kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "boolean", "default": self.fallback}
+
+    def parse(self, value: Any) -> bool:
+        if value is None:
+            return self.fallback
+        if not isinstance(value, bool):
+            raise InvalidRequest(self.field_name, "must_be_boolean")
+        return value
+
+
+class ChoiceField(ContractField):
+    """One of `choices` (a string); absent or null is `default`; anything else raises
+    `error`."""
+
+    def __init__(self, *, choices: tuple[str, ...], default: str, error: type[BadRequest], **kw):
+        self.choices, self.fallback, self.error = choices, default, error
+        super().__init__(**kw)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": list(self.choices), "default": self.fallback}
+
+    def parse(self, value: Any) -> str:
+        if value is None:
+            return self.fallback
+        if value not in self.choices:
+            raise self.error(self.field_name)
+        return value
 
 
 class BusinessTypeField(ContractField):

@@ -11,15 +11,21 @@ from credits_project.errors import (
     ActualAmountMustBeNonNegative,
     CustomerIdRequired,
     InvalidAutoSettlement,
+    InvalidCreditLimit,
     InvalidCreditTypes,
     InvalidDatetimeRange,
     InvalidExpiresAt,
     InvalidStartsAt,
+    InvalidVoidMode,
+    RefundIdRequired,
     TransactionIdRequired,
+    VoidIdRequired,
 )
 from ledger.contract.fields import (
     AmountField,
+    BooleanField,
     BusinessTypeField,
+    ChoiceField,
     EmailField,
     IdField,
     InstantField,
@@ -71,6 +77,11 @@ class DepositRequestSerializer(RequestSerializer):
     metadata = MetadataField()
     description = TextField(max_length=1000, default="")
     business_type = BusinessTypeField()
+    repays_debt = BooleanField(
+        default=True,
+        help_text="Whether the credits first pay what the customer owes on its credit lines in "
+        "their wallet (REPAY entries); false for a grant that should not pay for usage.",
+    )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         data["wallet"] = data.pop("wallet") or data.pop("credit_type") or "default"
@@ -141,3 +152,48 @@ class ConsumeRequestSerializer(RequestSerializer):
 
 class UnfreezeRequestSerializer(RequestSerializer):
     transaction_id = IdField(missing_error=TransactionIdRequired)
+
+
+class RefundRequestSerializer(RequestSerializer):
+    transaction_id = IdField(
+        missing_error=TransactionIdRequired, help_text="The deduct or consumed freeze to refund."
+    )
+    refund_id = IdField(
+        missing_error=RefundIdRequired,
+        help_text="The refund's own idempotency key: a repeat replays the original answer.",
+    )
+    amount = AmountField(optional=True, help_text="Defaults to all not yet refunded.")
+    description = TextField(max_length=1000, default="")
+
+
+class VoidRequestSerializer(RequestSerializer):
+    void_id = IdField(
+        missing_error=VoidIdRequired,
+        help_text="The void's idempotency key: a repeat replays the original answer.",
+    )
+    mode = ChoiceField(
+        choices=("remainder", "clawback"),
+        default="remainder",
+        error=InvalidVoidMode,
+        help_text="`remainder` ends the unused credits; `clawback` also takes back what was "
+        "consumed from the account, as debt.",
+    )
+    description = TextField(max_length=1000, default="")
+    dry_run = BooleanField(default=False, help_text="Answer the entries, write nothing.")
+
+
+class CreditLimitRequestSerializer(RequestSerializer):
+    wallet = TextField(
+        min_length=1, max_length=64, help_text="The wallet; absent for all the customer's wallets."
+    )
+    limit = AmountField(
+        allow_zero=True,
+        not_positive=InvalidCreditLimit,
+        invalid=InvalidCreditLimit,
+        help_text="How far the customer may spend past its credits; 0 removes the limit.",
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data["limit"] is None:
+            raise InvalidCreditLimit("limit")
+        return data

@@ -42,6 +42,7 @@ COLUMNS = (
     "name",
     "email",
     "metadata",
+    "repays_debt",
 )
 REQUIRED = ("customer_id", "amount")
 PROFILE = ("name", "email", "metadata")
@@ -74,6 +75,8 @@ def cell_value(column: str, text: str) -> Any:
     if column == "amount":
         number = text.strip()
         return loads(number) if JSON_NUMBER.fullmatch(number) else text
+    if column == "repays_debt":
+        return {"true": True, "false": False}.get(text.strip().lower(), text)
     if column == "metadata":
         try:
             return loads(text)

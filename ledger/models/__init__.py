@@ -20,6 +20,10 @@ Design overview
 * `SpentCredits` sums, per customer and wallet, the accounts used up to the last credit whose
   expiry is not recorded yet, so a balance read touches only open accounts however many
   deposits a customer has spent.
+* A `CreditLine` lets a trusted customer spend past its credits up to a limit, as debt that
+  its next deposits pay back first; refunds put a charge's credits back on the accounts it
+  drew, and a void ends an account's unused credits early (see `credit_lines`,
+  `ledger.services.refunds`, `ledger.services.voids`).
 * Counters only ever change inside a service function (`ledger/services/`), in one database
   transaction, with the customer's row locked first.
 
@@ -29,6 +33,7 @@ This package is the bottom floor with `ledger.rules`, `ledger.money`, `ledger.re
 
 from ledger.models.accounts import CreditAccount, Validity
 from ledger.models.choices import BusinessType, OperationType
+from ledger.models.credit_lines import CreditLimitChange, CreditLine
 from ledger.models.entries import LedgerCounter, LedgerEntry
 from ledger.models.operators import OperatorAction
 from ledger.models.spent import SpentCredits
@@ -40,6 +45,8 @@ from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEven
 __all__ = [
     "BusinessType",
     "CreditAccount",
+    "CreditLimitChange",
+    "CreditLine",
     "LedgerCounter",
     "LedgerEntry",
     "OperationType",

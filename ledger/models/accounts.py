@@ -1,8 +1,9 @@
 """Credit accounts, and the two rules every reader and writer of them shares, stated once here:
 
 * **Validity**: an account counts at instant `t` (is *active*) when it has started
-  (`starts_at` is null or `<= t`) and has not expired (`expires_at` is null or `> t`); before
-  its start it is *pending*, from its expiry on *expired*. `validity_at` is the rule in Python,
+  (`starts_at` is null or `<= t`), has not expired (`expires_at` is null or `> t`) and was not
+  voided (`voided_at` is null or `> t`); before its start it is *pending*, from its expiry or
+  its void on *expired*. `validity_at` is the rule in Python,
   `active_at_q` and `validity_case` the same rule for the database.
 * **Consumption order**: soonest `expires_at` first (never-expiring last), then oldest deposit,
   then lowest id. `CONSUMPTION_ORDER` for the ORM, `consumption_order_sql` for plain SQL.
@@ -30,8 +31,13 @@ class Validity(models.TextChoices):
 
 
 def validity_at(
-    starts_at: dt.datetime | None, expires_at: dt.datetime | None, at: dt.datetime
+    starts_at: dt.datetime | None,
+    expires_at: dt.datetime | None,
+    at: dt.datetime,
+    voided_at: dt.datetime | None = None,
 ) -> Validity:
+    if voided_at is not None and voided_at <= at:
+        return Validity.EXPIRED
     if starts_at is not None and starts_at > at:
         return Validity.PENDING
     if expires_at is not None and expires_at <= at:
@@ -42,14 +48,17 @@ def validity_at(
 def active_at_q(at: dt.datetime, prefix: str = "") -> Q:
     """`validity_at(...) == ACTIVE` as a filter; `prefix` reaches the account through a
     relation (`"account__"`)."""
-    return (Q(**{f"{prefix}starts_at__isnull": True}) | Q(**{f"{prefix}starts_at__lte": at})) & (
-        Q(**{f"{prefix}expires_at__isnull": True}) | Q(**{f"{prefix}expires_at__gt": at})
+    return (
+        (Q(**{f"{prefix}starts_at__isnull": True}) | Q(**{f"{prefix}starts_at__lte": at}))
+        & (Q(**{f"{prefix}expires_at__isnull": True}) | Q(**{f"{prefix}expires_at__gt": at}))
+        & (Q(**{f"{prefix}voided_at__isnull": True}) | Q(**{f"{prefix}voided_at__gt": at}))
     )
 
 
 def validity_case(at: dt.datetime) -> Case:
     """`validity_at` as an SQL expression, for grouping accounts by their state."""
     return Case(
+        When(voided_at__lte=at, then=Value(Validity.EXPIRED.value)),
         When(starts_at__gt=at, then=Value(Validity.PENDING.value)),
         When(expires_at__lte=at, then=Value(Validity.EXPIRED.value)),
         default=Value(Validity.ACTIVE.value),
@@ -100,6 +109,17 @@ class CreditAccountManager(models.Manager.from_queryset(CreditAccountQuerySet)):
             )
         )
 
+    def of_customer(self, account_id: int, customer_pk: int) -> "CreditAccount | None":
+        """The account, if it is this customer's (an operator's correction names it)."""
+        found = ACCOUNT.load(
+            fetch(
+                f"SELECT {ACCOUNT.sql()} FROM ledger_creditaccount "
+                "WHERE id = %s AND customer_id = %s",
+                [account_id, customer_pk],
+            )
+        )
+        return found[0] if found else None
+
     def held_by(
         self, customer_pk: int, transaction_id: str
     ) -> list[tuple["CreditAccount", Decimal]]:
@@ -127,9 +147,11 @@ class CreditAccount(models.Model):
         max_length=32, choices=BusinessType.choices, default=BusinessType.UNDEFINED
     )
     created_at = models.DateTimeField(default=timezone.now)
-    # Set when the scheduler wrote this account's EXPIRE entry; credits returned to the account
-    # later expire in the transaction that returns them.
+    # Set when the scheduler wrote this account's EXPIRE entry (or a void its VOID entry);
+    # credits returned to the account later expire in the transaction that returns them.
     expiry_recorded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the account was voided: its credits stopped counting then, as at an expiry.
+    voided_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = CreditAccountManager()
 
@@ -184,7 +206,13 @@ class CreditAccount(models.Model):
         return self.total - self.used - self.frozen
 
     def validity_at(self, at: dt.datetime) -> Validity:
-        return validity_at(self.starts_at, self.expires_at, at)
+        return validity_at(self.starts_at, self.expires_at, at, self.voided_at)
+
+    def has_ended_by(self, at: dt.datetime) -> bool:
+        """Expired or voided by `at`: credits returned to it from then on expire at once."""
+        return (self.expires_at is not None and self.expires_at <= at) or (
+            self.voided_at is not None and self.voided_at <= at
+        )
 
     def is_active_at(self, at: dt.datetime) -> bool:
         return self.validity_at(at) == Validity.ACTIVE

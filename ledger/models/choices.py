@@ -20,3 +20,9 @@ class OperationType(models.TextChoices):
     CONSUME = "CONSUME"
     UNFREEZE = "UNFREEZE"
     EXPIRE = "EXPIRE"
+    # Corrections: a charge's credits put back, an account's unused credits ended early.
+    REFUND = "REFUND"
+    VOID = "VOID"
+    # Credit lines: credits spent past the customer's own, and deposits paying them back.
+    DEBT = "DEBT"
+    REPAY = "REPAY"

@@ -1,16 +1,18 @@
 """The append-only ledger, and the per-type counts of it a trigger keeps."""
 
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from credits_project.json import format_decimal
-from credits_project.sql import fetch
+from credits_project.sql import fetch, placeholders
 from customers.models import Customer
 from ledger.models.accounts import CreditAccount
 from ledger.models.choices import BusinessType, OperationType
+from ledger.models.credit_lines import CreditLine
 from ledger.money import CreditAmountField, from_micros
 
 
@@ -24,22 +26,41 @@ class AppendOnlyQuerySet(models.QuerySet):
         raise TypeError("ledger entries are append-only")
 
 
+class Part(NamedTuple):
+    """One entry of an operation, with the wallet and source of what it changed: an account,
+    or a credit line (whose source reads `credit_line`)."""
+
+    operation_type: str
+    account_id: str | None
+    credit_line_id: str | None
+    wallet: str
+    source: str
+    amount: Decimal
+
+
 class LedgerEntryManager(models.Manager.from_queryset(AppendOnlyQuerySet)):
-    def parts_of(
-        self, customer_pk: int, transaction_id: str, operation_type: str
-    ) -> list[tuple[str, str, str, Decimal]]:
-        """(account id, wallet, source, amount) of each entry of `operation_type` that the
-        transaction wrote, in order: the details a replay and a transaction's state list."""
+    def parts_of(self, customer_pk: int, transaction_id: str, *operation_types: str) -> list[Part]:
+        """The entries of these operation types that the operation `transaction_id` wrote, in
+        order: the details a replay and a transaction's state list."""
         rows = fetch(
-            "SELECT e.account_id, a.wallet, a.source, e.amount FROM ledger_ledgerentry e "
-            "JOIN ledger_creditaccount a ON a.id = e.account_id "
-            "WHERE e.customer_id = %s AND e.transaction_id = %s AND e.operation_type = %s "
-            "ORDER BY e.id",
-            [customer_pk, transaction_id, operation_type],
+            "SELECT e.operation_type, e.account_id, e.credit_line_id, "
+            "COALESCE(a.wallet, l.wallet), a.source, e.amount FROM ledger_ledgerentry e "
+            "LEFT JOIN ledger_creditaccount a ON a.id = e.account_id "
+            "LEFT JOIN ledger_creditline l ON l.id = e.credit_line_id "
+            "WHERE e.customer_id = %s AND e.transaction_id = %s "
+            f"AND e.operation_type IN ({placeholders(len(operation_types))}) ORDER BY e.id",
+            [customer_pk, transaction_id, *operation_types],
         )
         return [
-            (str(account_id), wallet, source, from_micros(amount))
-            for account_id, wallet, source, amount in rows
+            Part(
+                operation_type,
+                None if account_id is None else str(account_id),
+                None if line_id is None else str(line_id),
+                wallet,
+                source or "credit_line",
+                from_micros(amount),
+            )
+            for operation_type, account_id, line_id, wallet, source, amount in rows
         ]
 
 
@@ -48,7 +69,14 @@ class LedgerEntry(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, related_name="ledger", db_index=False
     )
-    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    # The account the entry changes; on a credit line's entries, the line (a REPAY names both:
+    # the deposit's account that pays, and the line it pays).
+    account = models.ForeignKey(
+        CreditAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="entries"
+    )
+    credit_line = models.ForeignKey(
+        CreditLine, on_delete=models.PROTECT, null=True, blank=True, related_name="entries"
+    )
     operation_type = models.CharField(max_length=16, choices=OperationType.choices)
     amount = CreditAmountField()
     # The freeze/deduct id, or a GRANT's idempotency key; null for EXPIRE and keyless GRANTs.
@@ -67,6 +95,10 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "ledger entries"
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="entry_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(account__isnull=False) | Q(credit_line__isnull=False),
+                name="entry_of_an_account_or_line",
+            ),
         ]
         indexes = [
             models.Index(F("customer"), F("created_at").desc(), F("id").desc(), name="entry_walk"),

@@ -22,6 +22,9 @@ class OperatorAction(models.Model):
         UNFREEZE = "UNFREEZE", "Release a freeze"
         CONSUME = "CONSUME", "Settle a freeze"
         EXPIRE = "EXPIRE", "Expire an account"
+        REFUND = "REFUND", "Refund a charge"
+        VOID = "VOID", "Void an account"
+        CREDIT_LIMIT = "CREDIT_LIMIT", "Set a credit limit"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
     actor = models.CharField(max_length=200)
@@ -29,13 +32,16 @@ class OperatorAction(models.Model):
     reason = models.TextField()
     amount = CreditAmountField(null=True, blank=True)
     # The ledger's transaction id of the change (the grant's idempotency key, the deduct's or
-    # the freeze's id); "account <id>" for an expiry, whose entries carry none.
+    # the freeze's id, the refund's or the void's id); "account <id>" for an expiry, whose
+    # entries carry none; "credit limit <wallet>" for a limit set.
     transaction_id = models.CharField(max_length=255)
     token = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        permissions = [("act_on_credits", "Can grant, deduct, settle and expire credits")]
+        permissions = [
+            ("act_on_credits", "Can grant, deduct, settle, expire, refund and void credits")
+        ]
         indexes = [
             models.Index(F("customer"), F("created_at").desc(), name="operator_action_walk"),
         ]

@@ -1,7 +1,9 @@
-"""Identified operations: a keyed deposit, a freeze, a deduct (see the package's overview)."""
+"""Identified operations: a keyed deposit, a freeze, a deduct, a refund of a charge, a void of
+an account (see the package's overview). Each kind of id is unique per project within its own
+namespace: deposit keys, charge ids (freezes and deducts), refund ids, void ids."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from credits_project.json import format_decimal
@@ -10,12 +12,18 @@ from customers.models import Customer, Project
 from ledger.models.choices import BusinessType
 from ledger.money import CreditAmountField
 
+# Freezes and deducts share one namespace of ids, the charges'.
+CHARGE_KINDS = ("FREEZE", "DEDUCT")
+CHARGE_KINDS_SQL = "('FREEZE', 'DEDUCT')"
+
 
 class Transaction(models.Model):
     class Kind(models.TextChoices):
         DEPOSIT = "DEPOSIT"
         FREEZE = "FREEZE"
         DEDUCT = "DEDUCT"
+        REFUND = "REFUND"
+        VOID = "VOID"
 
     class State(models.TextChoices):
         DEPOSITED = "DEPOSITED"
@@ -23,6 +31,8 @@ class Transaction(models.Model):
         CONSUMED = "CONSUMED"
         UNFROZEN = "UNFROZEN"
         DEDUCTED = "DEDUCTED"
+        REFUNDED = "REFUNDED"
+        VOIDED = "VOIDED"
 
     class SettledBy(models.TextChoices):
         CLIENT = "client"
@@ -51,6 +61,15 @@ class Transaction(models.Model):
     consumed_amount = CreditAmountField(null=True, blank=True)
     returned_amount = CreditAmountField(null=True, blank=True)
     overage_amount = CreditAmountField(null=True, blank=True)
+    # Of a charge: how much of what it consumed its refunds have put back so far.
+    refunded_amount = CreditAmountField(default=0)
+    # Of a refund: the charge it refunds. Of a void: the account it ends.
+    refunded = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    account = models.ForeignKey(
+        "ledger.CreditAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     settled_at = models.DateTimeField(null=True, blank=True)
 
@@ -63,8 +82,24 @@ class Transaction(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["project", "transaction_id"],
-                condition=~Q(kind="DEPOSIT"),
+                condition=Q(kind__in=CHARGE_KINDS),
                 name="transaction_unique_charge_id",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "transaction_id"],
+                condition=Q(kind="REFUND"),
+                name="transaction_unique_refund_id",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "transaction_id"],
+                condition=Q(kind="VOID"),
+                name="transaction_unique_void_id",
+            ),
+            # A charge's refunds never put back more than it consumed, whatever races them.
+            models.CheckConstraint(
+                condition=Q(refunded_amount=0)
+                | Q(refunded_amount__gt=0, refunded_amount__lte=F("consumed_amount")),
+                name="transaction_refunds_within_charge",
             ),
             models.CheckConstraint(
                 condition=Q(unfreeze_after__isnull=True) | Q(consume_after__isnull=True),

@@ -10,8 +10,9 @@ from django.utils import timezone
 from credits_project.errors import CustomerNotFound
 from credits_project.sql import fetch, instant
 from customers.models import CUSTOMER, Customer, Project
-from ledger.models import CreditAccount, SpentCredits
+from ledger.models import CreditAccount, CreditLine, SpentCredits
 from ledger.models.accounts import ACCOUNT, consumption_order_sql
+from ledger.models.credit_lines import CREDIT_LINE
 from ledger.money import ZERO, from_micros
 from ledger.results import (
     AccountBalance,
@@ -34,7 +35,21 @@ def customer_balance(
     """
     at = at or timezone.now()
     customer, accounts = customer_with_open_accounts(project, customer_id)
-    return summarize(customer, accounts, spent_by_wallet(customer.pk, at), at)
+    return summarize(
+        customer, accounts, spent_by_wallet(customer.pk, at), at, lines=lines_of(customer)
+    )
+
+
+def lines_of(customer: Customer) -> list[CreditLine]:
+    """The customer's credit lines: a statement only for the customers that have any."""
+    if not customer.has_credit_line:
+        return []
+    return CREDIT_LINE.load(
+        fetch(
+            f"SELECT {CREDIT_LINE.sql()} FROM ledger_creditline WHERE customer_id = %s ORDER BY id",
+            [customer.pk],
+        )
+    )
 
 
 def customer_with_open_accounts(
@@ -60,9 +75,13 @@ def summarize(
     open_accounts: list[CreditAccount],
     spent: dict[str, Decimal],
     at: dt.datetime,
+    *,
+    lines: list[CreditLine] = (),
 ) -> CustomerBalance:
-    """The customer read from its open accounts (those active at `at` count and are listed)
-    and the credits of its used-up active accounts per wallet (`spent`)."""
+    """The customer read from its open accounts (those active at `at` count and are listed),
+    the credits of its used-up active accounts per wallet (`spent`) and its credit `lines`:
+    each line's limit and debt are given with the balance, and with its wallet's sums for a
+    wallet's line; what freezes hold on it counts as frozen, and its headroom as available."""
     active = [account for account in open_accounts if account.is_active_at(at)]
     balance = Counters(ZERO, ZERO, ZERO, ZERO)
     wallets: dict[str, WalletBalance] = {}
@@ -81,6 +100,8 @@ def summarize(
         for sums in (balance, wallet, groups[key]):
             add(sums, account.total, account.used, account.frozen)
 
+    if lines:
+        add_lines(balance, wallets, lines)
     listed = sorted(active, key=lambda a: a.wallet != "default")  # stable: keeps order
     return CustomerBalance(
         id=customer.external_id,
@@ -107,6 +128,24 @@ def summarize(
         ],
         wallets=dict(sorted(wallets.items())),
     )
+
+
+def add_lines(
+    balance: Counters, wallets: dict[str, WalletBalance], lines: list[CreditLine]
+) -> None:
+    balance.credit_limit = balance.debt = ZERO
+    for line in lines:
+        sums: list[Counters | WalletBalance] = [balance]
+        if not line.covers_every_wallet:
+            wallet = wallets.setdefault(line.wallet, WalletBalance(ZERO, ZERO, ZERO, ZERO, []))
+            wallet.credit_limit = (wallet.credit_limit or ZERO) + line.credit_limit
+            wallet.debt = (wallet.debt or ZERO) + line.debt
+            sums.append(wallet)
+        balance.credit_limit += line.credit_limit
+        balance.debt += line.debt
+        for counters in sums:
+            counters.frozen += line.frozen
+            counters.available += line.headroom
 
 
 def add(sums: Counters | WalletBalance | SourceBalance, total, used, frozen) -> None:

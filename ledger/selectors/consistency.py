@@ -19,6 +19,8 @@ from django.db.models import F, Q
 from customers.models import Project
 from ledger.models import (
     CreditAccount,
+    CreditLimitChange,
+    CreditLine,
     LedgerEntry,
     OperationType,
     OperatorAction,
@@ -26,8 +28,9 @@ from ledger.models import (
     Transaction,
     WebhookDelivery,
 )
+from ledger.models.transactions import CHARGE_KINDS
 from ledger.money import ZERO
-from ledger.rules import Replayed
+from ledger.rules import LineReplayed, Replayed
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,15 @@ def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> R
         accounts = accounts.filter(customer__project=project)
         entries = entries.filter(customer__project=project)
     replays: dict[int, Replayed] = defaultdict(Replayed)
+    on_lines: dict[int, LineReplayed] = defaultdict(LineReplayed)
     entry_count = 0
-    for entry in entries.only("account_id", "operation_type", "amount", "transaction_id").iterator(
-        chunk_size=chunk_size
-    ):
-        replays[entry.account_id].apply(entry)
+    for entry in entries.only(
+        "account_id", "credit_line_id", "operation_type", "amount", "transaction_id"
+    ).iterator(chunk_size=chunk_size):
+        if entry.account_id is not None:
+            replays[entry.account_id].apply(entry)
+        if entry.credit_line_id is not None:
+            on_lines[entry.credit_line_id].apply(entry)
         entry_count += 1
     problems: list[str] = []
     account_count = 0
@@ -79,9 +86,80 @@ def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> R
         f"the accounts say {amount}"
         for (customer, wallet), amount in spent.items()
     )
+    problems.extend(_line_problems(project, on_lines))
+    problems.extend(_refund_and_void_problems(project))
     problems.extend(_webhook_problems(project))
     problems.extend(_check_operator_actions(project))
     return Report(accounts=account_count, entries=entry_count, problems=problems)
+
+
+def _line_problems(project: Project | None, replayed: dict[int, LineReplayed]) -> Iterator[str]:
+    """Each credit line's debt and frozen replay from its entries, its limit is the last one
+    set, and its customer knows it has lines."""
+    lines = CreditLine.objects.select_related("customer").order_by("id")
+    changes = CreditLimitChange.objects.order_by("created_at", "id")
+    if project is not None:
+        lines = lines.filter(customer__project=project)
+        changes = changes.filter(customer__project=project)
+    limits = {(c.customer_id, c.wallet): c.credit_limit for c in changes}
+    for line in lines:
+        then = replayed.pop(line.pk, LineReplayed())
+        name = f"credit line {line.pk} (customer {line.customer_id})"
+        if (line.debt, line.frozen) != (then.debt, then.frozen):
+            yield (
+                f"{name}: debt {line.debt} and frozen {line.frozen}, the ledger says "
+                f"{then.debt} and {then.frozen}"
+            )
+        if any(amount < 0 for amount in then.held.values()):
+            yield f"{name}: a transaction gave back more than it held"
+        if line.credit_limit != limits.get((line.customer_id, line.wallet), ZERO):
+            yield f"{name}: limit {line.credit_limit} is not the last one set"
+        if not line.customer.has_credit_line:
+            yield f"{name}: its customer is not marked as having credit lines"
+    yield from (f"entries for unknown credit line {pk}" for pk in replayed)
+
+
+def _refund_and_void_problems(project: Project | None) -> Iterator[str]:
+    """Each charge's refunded total is the sum of its refunds, each refund's entries put back
+    its amount, and each void ended its account with a VOID entry for what it voided (what it
+    clawed back is checked with its line's debt)."""
+    corrections = Transaction.objects.filter(kind__in=["REFUND", "VOID"]).select_related("account")
+    charges = Transaction.objects.filter(kind__in=CHARGE_KINDS, refunded_amount__gt=0)
+    if project is not None:
+        corrections = corrections.filter(project=project)
+        charges = charges.filter(project=project)
+    # What refunds and voids wrote, per customer, id and type: one pass (their types are
+    # theirs alone), summed exactly in Python.
+    entries = LedgerEntry.objects.filter(operation_type__in=[OperationType.REFUND, "VOID"])
+    if project is not None:
+        entries = entries.filter(customer__project=project)
+    by_id: dict[tuple[int, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for customer_pk, ref, kind, amount in entries.values_list(
+        "customer_id", "transaction_id", "operation_type", "amount"
+    ).iterator():
+        by_id[customer_pk, ref][kind] += amount
+    refunded: dict[int, Decimal] = defaultdict(Decimal)
+    for correction in corrections.iterator():
+        written = by_id[correction.customer_id, correction.transaction_id]
+        name = f"{correction.kind.lower()} {correction.transaction_id}"
+        if correction.kind == "REFUND":
+            refunded[correction.refunded_id] += correction.amount
+            put_back = written[OperationType.REFUND]
+            if correction.account is not None:  # credits already paid back, granted again
+                put_back += correction.account.total
+            if put_back != correction.amount:
+                yield f"{name}: its entries put back {put_back}, not {correction.amount}"
+            continue
+        if correction.account is None or correction.account.voided_at is None:
+            yield f"{name}: its account is not voided"
+        if written[OperationType.VOID] != correction.amount:
+            yield f"{name}: voided {written[OperationType.VOID]}, not {correction.amount}"
+    for charge in charges.iterator():
+        if refunded.get(charge.pk, ZERO) != charge.refunded_amount:
+            yield (
+                f"charge {charge.transaction_id}: refunded {charge.refunded_amount}, its "
+                f"refunds say {refunded.get(charge.pk, ZERO)}"
+            )
 
 
 def _webhook_problems(project: Project | None) -> Iterator[str]:
@@ -99,7 +177,8 @@ def _webhook_problems(project: Project | None) -> Iterator[str]:
 
 def _check_operator_actions(project: Project | None) -> Iterator[str]:
     """Each operator action recorded did what it says: its grant entry, its deduct, its
-    settled freeze or its recorded expiry exists, for its customer."""
+    settled freeze, its recorded expiry, its refund, its void or the limit it set exists, for
+    its customer."""
     actions = OperatorAction.objects.order_by("id")
     if project is not None:
         actions = actions.filter(customer__project=project)
@@ -112,10 +191,18 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
             transaction_id__in=[a.transaction_id for a in actions if a.action == kind.GRANT],
         )
     }
+    corrections = {kind.REFUND: Transaction.Kind.REFUND, kind.VOID: Transaction.Kind.VOID}
     charges = {
-        (t.customer_id, t.transaction_id): t
-        for t in Transaction.objects.exclude(kind=Transaction.Kind.DEPOSIT).filter(
-            transaction_id__in=[a.transaction_id for a in actions if a.action != kind.GRANT]
+        (t.customer_id, t.transaction_id, t.kind in CHARGE_KINDS): t
+        for t in Transaction.objects.filter(
+            kind__in=[*CHARGE_KINDS, *corrections.values()],
+            transaction_id__in=[a.transaction_id for a in actions if a.action != kind.GRANT],
+        )
+    }
+    limits = {
+        (c.customer_id, f"credit limit {c.wallet or 'all wallets'}", c.credit_limit, c.actor)
+        for c in CreditLimitChange.objects.filter(
+            customer_id__in={a.customer_id for a in actions if a.action == kind.CREDIT_LIMIT}
         )
     }
     expired = {
@@ -144,8 +231,15 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
         elif action.action == kind.EXPIRE:
             if key not in expired:
                 yield f"{name}: the account's expiry is not recorded"
+        elif action.action == kind.CREDIT_LIMIT:
+            if (*key, action.amount, action.actor) not in limits:
+                yield f"{name}: no limit of {action.amount} set by {action.actor}"
+        elif action.action in corrections:
+            found = charges.get((*key, False))
+            if found is None or found.kind != corrections[action.action]:
+                yield f"{name}: no {corrections[action.action]} with this id"
         else:
-            charge = charges.get(key)
+            charge = charges.get((*key, True))
             if charge is None or (charge.kind, charge.state) != settled[action.action]:
                 yield f"{name}: no {settled[action.action][0]} in state {settled[action.action][1]}"
 

@@ -233,6 +233,13 @@ def expirable_accounts(customer: Customer, *, at: dt.datetime, limit: int = 200)
     )
 
 
+def voidable_accounts(customer: Customer, *, limit: int = 200) -> QuerySet:
+    """Accounts an operator may void: any not voided yet, newest first."""
+    return CreditAccount.objects.filter(customer=customer, voided_at__isnull=True).order_by(
+        "-created_at", "-id"
+    )[:limit]
+
+
 def available_history(
     customer: Customer, *, at: dt.datetime, current: dict[str, Decimal], days: int = CHART_DAYS
 ) -> dict[str, list[tuple[dt.date, Decimal]]]:

@@ -12,11 +12,12 @@ from decimal import Decimal
 
 from credits_project.errors import CustomerNotFound
 from credits_project.sql import fetch, instant
-from customers.models import CUSTOMER, Project
-from ledger.models import LedgerEntry
+from customers.models import CUSTOMER, Customer, Project
+from ledger.models import CreditLimitChange, CreditLine, LedgerEntry
 from ledger.models.accounts import ACCOUNT, consumption_order_sql
+from ledger.money import ZERO
 from ledger.results import CustomerBalance
-from ledger.rules import Replayed
+from ledger.rules import LineReplayed, Replayed
 from ledger.selectors.balances import summarize
 
 
@@ -41,11 +42,15 @@ def customer_balance_as_of(
         )
     )
     replayed: dict[int, Replayed] = defaultdict(Replayed)
+    on_lines: dict[int, LineReplayed] = defaultdict(LineReplayed)
     entries = LedgerEntry.objects.filter(customer_id=customer.pk, created_at__lte=as_of)
     for entry in entries.order_by("id").only(
-        "account_id", "operation_type", "amount", "transaction_id"
+        "account_id", "credit_line_id", "operation_type", "amount", "transaction_id"
     ):
-        replayed[entry.account_id].apply(entry)
+        if entry.account_id is not None:
+            replayed[entry.account_id].apply(entry)
+        if entry.credit_line_id is not None:
+            on_lines[entry.credit_line_id].apply(entry)
     spent: dict[str, Decimal] = defaultdict(Decimal)
     for account in accounts:
         then = replayed[account.pk]
@@ -53,4 +58,24 @@ def customer_balance_as_of(
         if account.total and account.used == account.total and account.is_active_at(as_of):
             spent[account.wallet] += account.total
     still_open = [account for account in accounts if account.used < account.total]
-    return summarize(customer, still_open, dict(spent), as_of)
+    lines = lines_as_of(customer, as_of, on_lines) if customer.has_credit_line else []
+    return summarize(customer, still_open, dict(spent), as_of, lines=lines)
+
+
+def lines_as_of(
+    customer: Customer, as_of: dt.datetime, replayed: dict[int, LineReplayed]
+) -> list[CreditLine]:
+    """The customer's credit lines as they were at `as_of`: the limit last set by then, and
+    what their entries up to then owe and hold."""
+    limits: dict[str, Decimal] = {}
+    for change in CreditLimitChange.objects.filter(
+        customer=customer, created_at__lte=as_of
+    ).order_by("created_at", "id"):
+        limits[change.wallet] = change.credit_limit
+    lines = []
+    for line in CreditLine.objects.filter(customer=customer, created_at__lte=as_of).order_by("id"):
+        then = replayed[line.pk]
+        line.credit_limit = limits.get(line.wallet, ZERO)
+        line.debt, line.frozen = then.debt, then.frozen
+        lines.append(line)
+    return lines

@@ -21,7 +21,7 @@ from django.utils import timezone
 from credits_project import sealing
 from credits_project.errors import CustomerNotFound, InvalidCursor
 from customers.models import Customer, Project
-from ledger.models import LedgerCounter, LedgerEntry
+from ledger.models import LedgerCounter, LedgerEntry, Validity
 from ledger.results import LedgerItem, LedgerPage
 
 CURSOR_PURPOSE = "ledger.cursor"
@@ -29,6 +29,7 @@ CURSOR_PURPOSE = "ledger.cursor"
 POSITION = struct.Struct(">qq")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
+LINE_SOURCE = "credit_line"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,11 @@ def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> LedgerP
         entries = entries.filter(
             Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(id__lt=entry_id))
         )
-    page = list(entries.select_related("account").order_by("-created_at", "-id")[: query.limit + 1])
+    page = list(
+        entries.select_related("account", "credit_line").order_by("-created_at", "-id")[
+            : query.limit + 1
+        ]
+    )
     has_more = len(page) > query.limit
     page = page[: query.limit]
     return LedgerPage(
@@ -110,17 +115,29 @@ def cursor_context(query: LedgerQuery) -> bytes:
 
 
 def entry_view(entry: LedgerEntry, at: dt.datetime) -> LedgerItem:
+    """An entry as the ledger lists it. An entry on a credit line alone (DEBT, a freeze's
+    hold on a line, a refund of debt) names the line as `credit_line:<id>`, its wallet (null
+    for a line of all wallets) and the source `credit_line`; a REPAY names the account that
+    paid."""
+    account = entry.account
+    if account is not None:
+        wallet, source, account_id = account.wallet, account.source, str(account.pk)
+        status = account.validity_at(at)
+    else:
+        line = entry.credit_line
+        wallet, source = line.wallet or None, LINE_SOURCE
+        account_id, status = f"credit_line:{line.pk}", Validity.ACTIVE
     return LedgerItem(
         id=str(entry.pk),
         operation_type=entry.operation_type,
         amount=entry.amount,
-        wallet=entry.account.wallet,
-        credit_type=entry.account.wallet,
-        source=entry.account.source,
-        account_id=str(entry.account_id),
+        wallet=wallet,
+        credit_type=wallet,
+        source=source,
+        account_id=account_id,
         transaction_id=entry.transaction_id,
         business_type=entry.business_type,
         description=entry.description,
-        status=entry.account.validity_at(at),
+        status=status,
         created_at=entry.created_at,
     )

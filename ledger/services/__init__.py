@@ -9,9 +9,12 @@ loads are on the models), decide by the money rules (`ledger.rules`) what to wri
 
 from ledger.services.charges import deduct, freeze
 from ledger.services.corrections import expire_account
+from ledger.services.credit_limits import set_credit_limit
 from ledger.services.deposits import Profile, deposit
+from ledger.services.refunds import refund
 from ledger.services.scheduled import expire_due, settle_due
 from ledger.services.settlements import consume, unfreeze
+from ledger.services.voids import void
 
 __all__ = [
     "Profile",
@@ -21,6 +24,9 @@ __all__ = [
     "expire_account",
     "expire_due",
     "freeze",
+    "refund",
+    "set_credit_limit",
     "settle_due",
     "unfreeze",
+    "void",
 ]

@@ -32,8 +32,10 @@ from credits_project.errors import IdempotencyConflict, ServiceError, Transactio
 from credits_project.sql import database, execute, fetch, rows_by_key
 from credits_project.statements import chunks, insert_statement
 from customers.models import Customer, Project
+from ledger.models import CreditLine
 from ledger.models.accounts import ACCOUNT
 from ledger.models.transactions import TRANSACTION, Transaction
+from ledger.services import debts
 from ledger.services.deposits import Grant, Profile
 from ledger.services.idempotency import check_repeat, retry_on_identity_race
 from ledger.services.locks import customers_by_id, lock_customers
@@ -235,13 +237,38 @@ def grant_batch(
         now = timezone.now()
         created = create_customers(project, plan, customers, now)
         writes = Plan(actor=actor, now=now, webhooks=has_enabled_endpoint(project))
+        lines = lines_of([c for c in customers.values() if c.has_credit_line])
         update_profiles(writes, plan, customers)
         for row, request in plan.grants:
             description = noted(row.grant.description, reference)
             customer = customers[row.customer_id]
-            row.grant.record(writes, project, customer, request=request, description=description)
+            row.grant.record(
+                writes,
+                project,
+                customer,
+                request=request,
+                description=description,
+                lines=lines.get(customer.pk, ()),
+            )
+        for customer in customers.values():
+            if customer.pk in lines:
+                debts.announce(
+                    writes,
+                    project=project,
+                    customer_id=customer.external_id,
+                    customer_pk=customer.pk,
+                )
         write(writes)
     return plan.tally(customers_created=created), plan.rejections
+
+
+def lines_of(customers: list[Customer]) -> dict[int, list[CreditLine]]:
+    """The credit lines of these (locked) customers, by customer: what their grants repay."""
+    found: dict[int, list[CreditLine]] = defaultdict(list)
+    if customers:
+        for line in CreditLine.objects.filter(customer__in=customers).order_by("id"):
+            found[line.customer_id].append(line)
+    return found
 
 
 def deposits_by_key(project: Project, rows: Sequence[GrantRow]) -> dict[str, Transaction]:

@@ -1,8 +1,9 @@
 """Charges: freeze a budget now (settled later by consume or unfreeze), or deduct at once.
 
 Both are one charge: lock the customer, replay a repeat of the same id, draw `amount` from the
-customer's spendable credits in consumption order, and record the draw, as credits held
-(FREEZE entries, `frozen`) or spent (CONSUME entries, `used`).
+customer's spendable credits in consumption order (and what they do not cover on its credit
+lines), and record the draw, as credits held (FREEZE entries, `frozen`) or spent (CONSUME
+entries, `used`; DEBT entries on a line).
 """
 
 import datetime as dt
@@ -16,8 +17,8 @@ from django.db import transaction
 from customers.models import Project
 from ledger.models import BusinessType, CreditAccount, OperationType, Transaction
 from ledger.results import DeductResult, Detail, FreezeResult
-from ledger.rules import Draw, eligible, take
-from ledger.services import events, replays
+from ledger.rules import Draw, Taken, eligible, take
+from ledger.services import debts, events, replays
 from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
 from ledger.services.locks import lock_customer, now_under_lock
 from ledger.services.plan import Plan, apply
@@ -60,14 +61,15 @@ def freeze(
     charged = charge(terms, actor=actor, now=now)
     if isinstance(charged, Transaction):
         return replays.freeze(charged)
-    recorded, draws = charged
+    recorded, taken = charged
     return FreezeResult(
         transaction_id=transaction_id,
         frozen_amount=amount,
-        freeze_details=details(draws),
+        freeze_details=details(taken.draws),
         unfreeze_after=recorded.unfreeze_after,
         consume_after=recorded.consume_after,
         is_idempotent_replay=False,
+        on_credit_amount=taken.on_credit or None,
     )
 
 
@@ -101,13 +103,14 @@ def deduct(
     charged = charge(terms, actor=actor, now=now)
     if isinstance(charged, Transaction):
         return replays.deduct(charged)
-    recorded, draws = charged
+    recorded, taken = charged
     return DeductResult(
         transaction_id=transaction_id,
         deducted_amount=amount,
-        deduct_details=details(draws),
+        deduct_details=details(taken.draws),
         deducted_at=recorded.created_at,
         is_idempotent_replay=False,
+        on_credit_amount=taken.on_credit or None,
     )
 
 
@@ -143,38 +146,45 @@ class Terms:
 
 def charge(
     terms: Terms, *, actor: str, now: dt.datetime | None
-) -> Transaction | tuple[Transaction, list[Draw]]:
+) -> Transaction | tuple[Transaction, Taken]:
     """Make the charge, or find the one it repeats: returns the earlier transaction to replay,
-    or the new one and its draws."""
+    or the new one and what it took."""
     request = terms.fingerprint()
     with transaction.atomic():
-        customer, earlier = lock_customer(
-            terms.project, terms.customer_id, charge_id=terms.transaction_id
-        )
-        if earlier is not None:
-            check_repeat(earlier, customer=customer, request=request, kind=terms.kind)
-            return earlier
+        locked = lock_customer(terms.project, terms.customer_id, charge_id=terms.transaction_id)
+        customer = locked.customer
+        if locked.earlier is not None:
+            check_repeat(locked.earlier, customer=customer, request=request, kind=terms.kind)
+            return locked.earlier
         now = now_under_lock(now)
         accounts = CreditAccount.objects.open_of(customer.pk)
-        draws = take(accounts, terms.amount, terms.wallets, now)
+        taken = take(accounts, terms.amount, terms.wallets, now, lines=locked.lines)
         plan = Plan(actor=actor, now=now)
-        held = OperationType.FREEZE if terms.holds else OperationType.CONSUME
-        for part in draws:
-            plan.change(part.account, **{"frozen" if terms.holds else "used": part.amount})
-            plan.entry(
-                part.account,
-                held,
-                part.amount,
-                transaction_id=terms.transaction_id,
-                business_type=terms.business_type,
-                description=terms.description,
-            )
+        entry = {
+            "transaction_id": terms.transaction_id,
+            "business_type": terms.business_type,
+            "description": terms.description,
+        }
+        for part in taken.draws:
+            if terms.holds:
+                plan.change(part.account, frozen=part.amount)
+                plan.entry(part.account, OperationType.FREEZE, part.amount, **entry)
+            else:
+                plan.change(part.account, used=part.amount)
+                plan.entry(part.account, OperationType.CONSUME, part.amount, **entry)
+        for part in taken.on_lines:
+            if terms.holds:
+                debts.hold(plan, part.line, part.amount, **entry)
+            else:
+                debts.owe(plan, part.line, part.amount, **entry)
+        debts.announce(plan, project=terms.project, customer_id=terms.customer_id)
         events.low_balance(
             plan,
             project=terms.project,
             customer_pk=customer.pk,
             customer_id=terms.customer_id,
             accounts=accounts,
+            lines=locked.lines,
             transaction_id=terms.transaction_id,
         )
         recorded = Transaction(
@@ -194,7 +204,7 @@ def charge(
         # `retry_on_identity_race`.
         plan.insert(recorded)
         apply(plan)
-    return recorded, draws
+    return recorded, taken
 
 
 def state_of(terms: Terms, now: dt.datetime) -> dict[str, Any]:

@@ -5,10 +5,9 @@ import datetime as dt
 from django.db import transaction
 
 from credits_project.errors import AccountNotExpirable, AccountNotFound
-from credits_project.sql import fetch
 from credits_project.statements import update_now
 from customers.models import Project
-from ledger.models.accounts import ACCOUNT
+from ledger.models import CreditAccount
 from ledger.services.locks import lock_customer, now_under_lock
 from ledger.services.scheduled import expire_accounts_of
 
@@ -29,18 +28,11 @@ def expire_account(
     has expired already or has not started (an expiry must come after the start).
     """
     with transaction.atomic():
-        customer, _ = lock_customer(project, customer_id, charge_id="")
+        customer = lock_customer(project, customer_id, charge_id="").customer
         now = now_under_lock(now)
-        found = ACCOUNT.load(
-            fetch(
-                f"SELECT {ACCOUNT.sql()} FROM ledger_creditaccount "
-                "WHERE id = %s AND customer_id = %s",
-                [account_id, customer.pk],
-            )
-        )
-        if not found:
+        account = CreditAccount.objects.of_customer(account_id, customer.pk)
+        if account is None:
             raise AccountNotFound({"account_id": str(account_id)})
-        account = found[0]
         if (
             account.expiry_recorded_at is not None
             or (account.expires_at is not None and account.expires_at <= now)

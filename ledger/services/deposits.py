@@ -1,6 +1,7 @@
 """Deposits: credits into a customer's wallet, creating the customer on first deposit."""
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -9,9 +10,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.models import Customer, Project
-from ledger.models import BusinessType, CreditAccount, LedgerEntry, OperationType, Transaction
+from ledger.models import (
+    BusinessType,
+    CreditAccount,
+    CreditLine,
+    LedgerEntry,
+    OperationType,
+    Transaction,
+)
+from ledger.money import ZERO
 from ledger.results import DepositResult
-from ledger.services import events, replays
+from ledger.services import debts, events, replays
 from ledger.services.idempotency import check_repeat, fingerprint, retry_on_identity_race
 from ledger.services.locks import lock_or_create_customer, now_under_lock
 from ledger.services.plan import Plan, apply
@@ -48,10 +57,15 @@ class Grant:
     idempotency_key: str | None = None
     description: str = ""
     business_type: str = BusinessType.UNDEFINED
+    # Whether the credits pay the customer's debt in their wallet first (a promotional grant
+    # need not pay for paid usage).
+    repays_debt: bool = True
 
     def fingerprint(self, customer_id: str) -> str:
-        """What makes two deposits the same request (see `idempotency`)."""
+        """What makes two deposits the same request (see `idempotency`). A deposit that pays
+        no debt says so; the others keep the fingerprint they always had."""
         return fingerprint(
+            **({} if self.repays_debt else {"repays_debt": False}),
             customer_id=customer_id,
             amount=self.amount,
             wallet=self.wallet,
@@ -81,9 +95,12 @@ class Grant:
         *,
         request: str,
         description: str | None = None,
-    ) -> tuple[CreditAccount, LedgerEntry]:
+        lines: Sequence[CreditLine] = (),
+    ) -> tuple[CreditAccount, LedgerEntry, Decimal]:
         """Plan the deposit: its new account, its GRANT entry (`description` overrides the
-        deposit's own), the receipt of a keyed deposit and `credits.deposited`."""
+        deposit's own), what it pays of the debts on the customer's `lines`, the receipt of a
+        keyed deposit and `credits.deposited`. Returns the account, the entry and what it
+        paid back. (The caller announces the debts cleared, once for its whole plan.)"""
         account = plan.open_account(self.account(customer, plan.now))
         entry = plan.entry(
             account,
@@ -93,6 +110,15 @@ class Grant:
             business_type=self.business_type,
             description=self.description if description is None else description,
         )
+        repaid = ZERO
+        if self.repays_debt and lines:
+            repaid = debts.repay(
+                plan,
+                account,
+                lines,
+                transaction_id=self.idempotency_key,
+                description=entry.description,
+            )
         if self.idempotency_key is not None:
             plan.insert(self.receipt(project, customer, request=request, now=plan.now))
         events.deposited(
@@ -102,7 +128,7 @@ class Grant:
             customer_id=customer.external_id,
             idempotency_key=self.idempotency_key,
         )
-        return account, entry
+        return account, entry, repaid
 
     def receipt(
         self, project: Project, customer: Customer, *, request: str, now: dt.datetime
@@ -138,12 +164,15 @@ def deposit(
     profile: Profile = Profile(),
     description: str = "",
     business_type: str = BusinessType.UNDEFINED,
+    repays_debt: bool = True,
     now: dt.datetime | None = None,
 ) -> DepositResult:
     """Add `amount` credits to `customer_id` as one new credit account and its GRANT entry.
 
-    The customer is created on first deposit and its profile updated by later ones. With an
-    `idempotency_key`, a repeat returns the original answer and changes nothing.
+    The customer is created on first deposit and its profile updated by later ones. Unless
+    `repays_debt` is false, the credits first pay what the customer owes on its credit lines
+    in their wallet (REPAY entries). With an `idempotency_key`, a repeat returns the original
+    answer and changes nothing.
     """
     grant = Grant(
         amount=amount,
@@ -154,15 +183,17 @@ def deposit(
         idempotency_key=idempotency_key,
         description=description,
         business_type=business_type,
+        repays_debt=repays_debt,
     )
     request = grant.fingerprint(customer_id)
     with transaction.atomic():
-        customer, earlier = lock_or_create_customer(
+        locked = lock_or_create_customer(
             project,
             customer_id,
             deposit_key=idempotency_key,
             new={"metadata": {}, **profile.given(), "created_at": now or timezone.now()},
         )
+        customer, earlier = locked.customer, locked.earlier
         if earlier is not None:
             check_repeat(earlier, customer=customer, request=request, kind=Transaction.Kind.DEPOSIT)
             return replays.deposit(earlier, customer_id)
@@ -173,7 +204,10 @@ def deposit(
             for name, value in changes.items():
                 setattr(customer, name, value)
             plan.update(customer, list(changes))
-        account, entry = grant.record(plan, project, customer, request=request)
+        account, entry, repaid = grant.record(
+            plan, project, customer, request=request, lines=locked.lines
+        )
+        debts.announce(plan, project=project, customer_id=customer_id)
         apply(plan)
     return DepositResult(
         customer_id=customer_id,
@@ -187,4 +221,5 @@ def deposit(
         expires_at=expires_at,
         record_id=str(entry.pk),
         is_idempotent_replay=False,
+        repaid_amount=repaid or None,
     )

@@ -5,12 +5,13 @@ A payload carries the event id, type and time, the project, the customer's id an
 as exact decimals, rendered at delivery as the API renders them (`credits_project.json`).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from customers.models import Project
-from ledger.models import CreditAccount, Transaction
-from ledger.rules import available_in, crosses_below, spendable
+from ledger.models import CreditAccount, CreditLine, Transaction
+from ledger.money import ZERO
+from ledger.rules import crosses_below, spendable, spending_power, usable_lines
 from ledger.services.plan import Event, Plan
 from ledger.webhooks.models import EventType
 
@@ -51,19 +52,25 @@ def low_balance(
     customer_pk: int,
     customer_id: str,
     accounts: Iterable[CreditAccount],
+    lines: Sequence[CreditLine] = (),
     transaction_id: str,
 ) -> None:
     """`credits.low_balance` when the plan takes the customer's available balance (all
-    wallets, or the project's watched wallet) from at least the project's threshold to below
-    it: once per crossing. `accounts` are the customer's open accounts as read before the plan;
-    call before the plan is applied. Costs nothing when the project sets no threshold."""
+    wallets, or the project's watched wallet; credit lines' headroom included) from at least
+    the project's threshold to below it: once per crossing. `accounts` are the customer's open
+    accounts and `lines` its credit lines as read before the plan; call before the plan is
+    applied. Costs nothing when the project sets no threshold."""
     threshold = project.low_balance_threshold
     if threshold is None:
         return
     wallets = [project.low_balance_wallet] if project.low_balance_wallet else None
-    before = available_in(accounts, wallets, plan.now)
+    before = spending_power(accounts, lines, wallets, plan.now)
     counted = spendable([change.account for change in plan.changes.values()], wallets, plan.now)
-    taken = sum((plan.changes[a.pk].used + plan.changes[a.pk].frozen for a in counted), Decimal(0))
+    taken = sum((plan.changes[a.pk].used + plan.changes[a.pk].frozen for a in counted), ZERO)
+    for line in usable_lines(lines, wallets):
+        change = plan.change_line(line)
+        left = max(line.credit_limit - line.debt - change.debt - line.frozen - change.frozen, ZERO)
+        taken += line.headroom - left
     after = before - taken
     if not crosses_below(before, after, threshold):
         return
@@ -145,6 +152,60 @@ def expiring(
                 "amount": account.available,
                 "expires_at": account.expires_at,
                 "notice_days": days,
+            },
+        )
+    )
+
+
+def refunded(
+    plan: Plan,
+    refund: Transaction,
+    *,
+    customer_id: str,
+    parts: list[tuple[CreditAccount, Decimal]],
+) -> None:
+    """`credits.refunded`, of a refund in this plan: what it put back on each account (an
+    account it opens has its id once written)."""
+    plan.emit(
+        Event(
+            EventType.REFUNDED,
+            refund.project,
+            refund.customer_id,
+            customer_id,
+            data=lambda: {
+                "refund_id": refund.transaction_id,
+                "transaction_id": refund.refunded.transaction_id,
+                "amount": refund.amount,
+                "details": [
+                    {"account_id": str(a.pk), "wallet": a.wallet, "amount": part}
+                    for a, part in parts
+                ],
+            },
+        )
+    )
+
+
+def debt_changed(
+    plan: Plan,
+    *,
+    project: Project,
+    customer_id: str,
+    line: CreditLine,
+    opened: bool,
+    debt: Decimal,
+) -> None:
+    """`credits.debt_opened` when a line's debt goes from none to some, `credits.debt_cleared`
+    when it is paid back to none."""
+    plan.emit(
+        Event(
+            EventType.DEBT_OPENED if opened else EventType.DEBT_CLEARED,
+            project,
+            line.customer_id,
+            customer_id,
+            data={
+                "wallet": line.wallet or None,
+                "credit_limit": line.credit_limit,
+                "debt": debt,
             },
         )
     )

@@ -11,6 +11,7 @@ writers can wait for each other in a cycle.
 
 import datetime as dt
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -19,15 +20,27 @@ from django.utils import timezone
 from credits_project.errors import CustomerNotFound
 from credits_project.sql import fetch, for_update, rows_by_key
 from customers.models import CUSTOMER, Customer, Project
-from ledger.models import Transaction
-from ledger.models.transactions import TRANSACTION
+from ledger.models import CreditLine, Transaction
+from ledger.models.credit_lines import CREDIT_LINE
+from ledger.models.transactions import CHARGE_KINDS_SQL, TRANSACTION
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A locked customer, the transaction already made under the identity asked about (if
+    any), and the customer's credit lines, read with the lock."""
+
+    customer: Customer
+    earlier: Transaction | None
+    lines: list[CreditLine]
 
 
 def lock_customer(
-    project: Project, customer_id: str, *, charge_id: str
-) -> tuple[Customer, Transaction | None]:
-    """Lock the customer for a freeze or deduct named `charge_id`, and read the transaction
-    already under that id (of any customer of the project), in one statement. Raises
+    project: Project, customer_id: str, *, charge_id: str, kinds: str = CHARGE_KINDS_SQL
+) -> Locked:
+    """Lock the customer for a freeze or deduct named `charge_id` (or another operation with
+    an id of `kinds`, such as a void), and read the transaction already under that id (of any
+    customer of the project) and the customer's credit lines, in one statement. Raises
     `CustomerNotFound`.
 
     The transaction is read in the statement's snapshot, taken before the lock was granted: a
@@ -35,7 +48,7 @@ def lock_customer(
     own transaction row then breaks the unique constraint, and `retry_on_identity_race` runs
     the operation again, which finds it and replays it.
     """
-    found = _lock(project, customer_id, charge_id, deposit=False)
+    found = _lock(project, customer_id, charge_id, kinds=kinds)
     if found is None:
         raise CustomerNotFound({"customer_id": customer_id})
     return found
@@ -43,36 +56,33 @@ def lock_customer(
 
 def lock_or_create_customer(
     project: Project, customer_id: str, *, deposit_key: str | None, new: dict[str, Any]
-) -> tuple[Customer, Transaction | None]:
-    """Lock the customer, creating it from the fields `new` first if it
-    does not exist yet, and read the deposit already made with `deposit_key`.
+) -> Locked:
+    """Lock the customer, creating it from the fields `new` first if it does not exist yet,
+    and read the deposit already made with `deposit_key` and the customer's credit lines.
 
     Creation races are settled by the unique constraint (INSERT ... ON CONFLICT DO NOTHING),
     never by check-then-insert: whoever loses simply locks the winner's row.
     """
-    found = _lock(project, customer_id, deposit_key, deposit=True)
+    found = _lock(project, customer_id, deposit_key, kinds="('DEPOSIT')")
     if found is None:
         Customer.objects.bulk_create(
             [Customer(project=project, external_id=customer_id, **new)], ignore_conflicts=True
         )
-        found = _lock(project, customer_id, deposit_key, deposit=True)
+        found = _lock(project, customer_id, deposit_key, kinds="('DEPOSIT')")
     return found
 
 
-def _lock(
-    project: Project,
-    customer_id: str,
-    transaction_id: str | None,
-    *,
-    deposit: bool,
-) -> tuple[Customer, Transaction | None] | None:
-    namespace = "t.kind = 'DEPOSIT'" if deposit else "t.kind <> 'DEPOSIT'"
+def _lock(project: Project, customer_id: str, identity: str | None, *, kinds: str) -> Locked | None:
+    # One row per credit line (one row when there is none): the customer's few lines travel
+    # with the lock rather than in a statement of their own.
     rows = fetch(
-        f"SELECT {CUSTOMER.sql('c')}, {TRANSACTION.sql('t')} FROM customers_customer c "
+        f"SELECT {CUSTOMER.sql('c')}, {TRANSACTION.sql('t')}, {CREDIT_LINE.sql('l')} "
+        "FROM customers_customer c "
         "LEFT JOIN ledger_transaction t ON t.project_id = c.project_id "
-        f"AND t.transaction_id = %s AND {namespace} "
-        "WHERE c.project_id = %s AND c.external_id = %s" + for_update("c"),
-        [transaction_id, project.pk, customer_id],
+        f"AND t.transaction_id = %s AND t.kind IN {kinds} "
+        "LEFT JOIN ledger_creditline l ON l.customer_id = c.id "
+        "WHERE c.project_id = %s AND c.external_id = %s ORDER BY l.id" + for_update("c"),
+        [identity, project.pk, customer_id],
     )
     if not rows:
         return None
@@ -80,34 +90,44 @@ def _lock(
     customer.project = project
     rest = rows[0][CUSTOMER.width :]
     original = TRANSACTION.load_row(rest) if rest[0] is not None else None
-    return customer, original
+    return Locked(customer, original, lines_in(rows, CUSTOMER.width + TRANSACTION.width))
 
 
-def lock_customer_of_charge(project: Project, transaction_id: str) -> Transaction | None:
+def lines_in(rows: list[tuple], offset: int) -> list[CreditLine]:
+    """The credit lines loaded at `offset` of each row (none when the join found none)."""
+    return [CREDIT_LINE.load_row(row[offset:]) for row in rows if row[offset] is not None]
+
+
+def lock_customer_of_charge(
+    project: Project, transaction_id: str
+) -> tuple[Transaction, list[CreditLine]] | None:
     """Lock the customer that owns the freeze or deduct `transaction_id`, then read the
-    transaction afresh: its state cannot change until this transaction commits, so concurrent
-    settlements of one freeze run one at a time. None when the project has no such charge."""
+    transaction afresh, with the customer's credit lines: its state cannot change until this
+    transaction commits, so concurrent settlements (or refunds) of one charge run one at a
+    time. None when the project has no such charge."""
     params = [project.pk, transaction_id]
     customers = CUSTOMER.load(
         fetch(
             f"SELECT {CUSTOMER.sql()} FROM customers_customer WHERE id = ("
             "SELECT customer_id FROM ledger_transaction "
-            "WHERE project_id = %s AND transaction_id = %s AND kind <> 'DEPOSIT')" + for_update(),
+            f"WHERE project_id = %s AND transaction_id = %s AND kind IN {CHARGE_KINDS_SQL})"
+            + for_update(),
             params,
         )
     )
     if not customers:
         return None
-    charge = TRANSACTION.load_row(
-        fetch(
-            f"SELECT {TRANSACTION.sql()} FROM ledger_transaction "
-            "WHERE project_id = %s AND transaction_id = %s AND kind <> 'DEPOSIT'",
-            params,
-        )[0]
+    rows = fetch(
+        f"SELECT {TRANSACTION.sql('t')}, {CREDIT_LINE.sql('l')} FROM ledger_transaction t "
+        "LEFT JOIN ledger_creditline l ON l.customer_id = t.customer_id "
+        f"WHERE t.project_id = %s AND t.transaction_id = %s AND t.kind IN {CHARGE_KINDS_SQL} "
+        "ORDER BY l.id",
+        params,
     )
+    charge = TRANSACTION.load_row(rows[0])
     charge.customer = customers[0]
     charge.customer.project = charge.project = project
-    return charge
+    return charge, lines_in(rows, TRANSACTION.width)
 
 
 def lock_customer_unless_busy(customer_pk: int) -> bool:

@@ -36,7 +36,14 @@ from credits_project.statements import (
     update_statement,
 )
 from customers.models import Project
-from ledger.models import CreditAccount, LedgerEntry, SpentCredits, WebhookEndpoint, WebhookEvent
+from ledger.models import (
+    CreditAccount,
+    CreditLine,
+    LedgerEntry,
+    SpentCredits,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from ledger.money import ZERO
 from ledger.webhooks.models import new_event_id
 
@@ -47,6 +54,13 @@ class AccountChange:
     used: Decimal = ZERO  # added to `used`
     frozen: Decimal = ZERO  # added to `frozen`; negative when credits are released
     records_expiry: bool = False  # the account's expiry is recorded now
+
+
+@dataclass
+class LineChange:
+    line: CreditLine
+    debt: Decimal = ZERO  # added to `debt`; negative when it is paid back
+    frozen: Decimal = ZERO  # added to `frozen`
 
 
 @dataclass
@@ -92,7 +106,9 @@ class Plan:
     # leaves it to each event's INSERT.
     webhooks: bool | None = None
     accounts: list[CreditAccount] = field(default_factory=list)
+    lines: list[CreditLine] = field(default_factory=list)
     changes: dict[int, AccountChange] = field(default_factory=dict)
+    line_changes: dict[int, LineChange] = field(default_factory=dict)
     entries: list[LedgerEntry] = field(default_factory=list)
     inserts: dict[type[Model], list[Model]] = field(default_factory=dict)
     updates: list[Statement] = field(default_factory=list)
@@ -102,6 +118,19 @@ class Plan:
         """A new account, inserted first: it has its id for everything written after it."""
         self.accounts.append(account)
         return account
+
+    def open_line(self, line: CreditLine) -> CreditLine:
+        """A new credit line, inserted first (with the new accounts)."""
+        self.lines.append(line)
+        return line
+
+    def change_line(self, line: CreditLine, *, debt: Decimal = ZERO, frozen: Decimal = ZERO):
+        """The line's change in this plan, with these deltas added to it. A line is keyed by
+        the object itself until it is written: a line opened by this plan has no id yet."""
+        change = self.line_changes.setdefault(id(line), LineChange(line))
+        change.debt += debt
+        change.frozen += frozen
+        return change
 
     def change(self, account: CreditAccount, **deltas: Decimal | bool) -> AccountChange:
         """The account's change in this plan, with `deltas` added to it."""
@@ -113,19 +142,22 @@ class Plan:
 
     def entry(
         self,
-        account: CreditAccount,
+        account: CreditAccount | None,
         operation_type: str,
         amount: Decimal,
         *,
+        credit_line: CreditLine | None = None,
         transaction_id: str | None,
         business_type: str,
         description: str,
     ) -> LedgerEntry:
-        """Append an entry; it gets its id when written, unless the plan writes more than one
+        """Append an entry on an account, a credit line, or both (a REPAY: the account pays
+        the line). It gets its id when written, unless the plan writes more than one
         statement's worth of entries (only the largest charges do, and nothing reads them)."""
         entry = LedgerEntry(
-            customer_id=account.customer_id,
+            customer_id=(account or credit_line).customer_id,
             account=account,
+            credit_line=credit_line,
             operation_type=operation_type,
             amount=amount,
             transaction_id=transaction_id,
@@ -136,6 +168,18 @@ class Plan:
         )
         self.entries.append(entry)
         return entry
+
+    def line_entry(
+        self,
+        line: CreditLine,
+        operation_type: str,
+        amount: Decimal,
+        *,
+        account: CreditAccount | None = None,
+        **fields: str | None,
+    ) -> LedgerEntry:
+        """Append an entry on a credit line (a REPAY also names the account that pays)."""
+        return self.entry(account, operation_type, amount, credit_line=line, **fields)
 
     def insert(self, obj: Model) -> None:
         """Insert `obj` with the plan (its primary key is not read back); the rows of one
@@ -153,13 +197,16 @@ class Plan:
 
 def apply(plan: Plan) -> None:
     """Write the plan (see the module). An empty plan writes nothing."""
-    if plan.accounts:
-        insert_returning_ids(plan.accounts)
-        for entry in plan.entries:
-            if entry.account_id is None:
-                entry.account_id = entry.account.pk
+    for new in (plan.accounts, plan.lines):
+        if new:
+            insert_returning_ids(new)
+    if plan.accounts or plan.lines:
+        # The ids the new rows just got, into the rows built with the objects.
+        for obj in [*plan.entries, *(o for rows in plan.inserts.values() for o in rows)]:
+            refer_to_new_rows(obj)
     statements = [
         *counter_statements(plan),
+        *line_statements(plan),
         *event_statements(plan),
         *(insert_statement(part) for rows in plan.inserts.values() for part in chunks(rows)),
         *plan.updates,
@@ -187,11 +234,36 @@ def counter_statements(plan: Plan) -> list[Statement | None]:
             spent[account.customer_id, account.wallet] += (
                 account.total if not was_spent else -account.total
             )
+    for account in plan.accounts:
+        if is_spent(account):  # a deposit that went whole to paying a debt
+            spent[account.customer_id, account.wallet] += account.total
     accounts = [change.account for change in changes]
     return [
         *(counters_statement(part) for part in chunks(accounts)),
         spent_statement({key: amount for key, amount in spent.items() if amount}),
     ]
+
+
+def refer_to_new_rows(obj: Model) -> None:
+    """Set each foreign key of `obj` left empty when it was built, from the related object it
+    was built with (which has an id now); as `save()` does."""
+    for column in obj._meta.concrete_fields:
+        if column.is_relation and getattr(obj, column.attname) is None and column.is_cached(obj):
+            related = column.get_cached_value(obj)
+            if related is not None:
+                setattr(obj, column.attname, related.pk)
+
+
+def line_statements(plan: Plan) -> list[Statement]:
+    """Each changed line's `debt` and `frozen` (a customer has a handful of lines)."""
+    updates = []
+    for change in plan.line_changes.values():
+        line = change.line
+        line.debt += change.debt
+        line.frozen += change.frozen
+        if change.debt or change.frozen:
+            updates.append(update_statement(line, ["debt", "frozen"]))
+    return updates
 
 
 def entry_statements(entries: list[LedgerEntry]) -> list[Statement | None]:

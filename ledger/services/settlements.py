@@ -1,9 +1,10 @@
 """Settling a freeze: consume its actual cost, or unfreeze it, by a client or the scheduler.
 
-Each is a read (lock the customer, the freeze, the accounts it holds), a pure plan of what to
-write (`consumption`, `release`), and the writes.
+Each is a read (lock the customer, the freeze, what it holds on accounts and credit lines), a
+pure plan of what to write (`consumption`), and the writes.
 """
 
+import copy
 import datetime as dt
 from decimal import Decimal
 
@@ -17,17 +18,18 @@ from credits_project.errors import (
     NoUnfreezableRecords,
 )
 from customers.models import Project
-from ledger.models import CreditAccount, OperationType, Transaction
+from ledger.models import CreditAccount, CreditLine, OperationType, Transaction
 from ledger.money import ZERO
 from ledger.results import ConsumeResult, Detail, UnfreezeResult
-from ledger.rules import Draw, take
-from ledger.services import events, replays
+from ledger.rules import Taken, take
+from ledger.services import debts, events, replays
 from ledger.services.locks import lock_customer_of_charge, now_under_lock
 from ledger.services.plan import Plan, apply
 
 SCHEDULER_ACTOR = "scheduler"
 
 Holdings = list[tuple[CreditAccount, Decimal]]
+LineHoldings = list[tuple[CreditLine, Decimal]]
 
 
 def consume(
@@ -42,14 +44,17 @@ def consume(
     """Charge a freeze's actual cost and return the rest of its credits to available.
 
     `actual_amount` defaults to the whole frozen amount. Above it, the overage is drawn from
-    available credits of the freeze's eligible wallets (or the call fails and the freeze stays
-    frozen). A repeat replays the original answer; another `actual_amount` is a conflict.
+    available credits of the freeze's eligible wallets, then on the customer's credit lines
+    (or the call fails and the freeze stays frozen). What the freeze held on a line and
+    consumes becomes debt. A repeat replays the original answer; another `actual_amount` is a
+    conflict.
     """
     with transaction.atomic():
-        charge = lock_customer_of_charge(project, transaction_id)
+        found = lock_customer_of_charge(project, transaction_id)
         now = now_under_lock(now)
-        if charge is None or charge.kind != Transaction.Kind.FREEZE:
+        if found is None or found[0].kind != Transaction.Kind.FREEZE:
             raise NoConsumableFreezeRecords({"transaction_id": transaction_id})
+        charge, lines = found
         if charge.state == Transaction.State.CONSUMED:
             if actual_amount is not None and actual_amount != charge.consumed_amount:
                 raise IdempotencyConflict({"field": "actual_amount"})
@@ -61,17 +66,27 @@ def consume(
 
         actual = charge.amount if actual_amount is None else actual_amount
         overage = actual - charge.amount
+        holdings = CreditAccount.objects.held_by(charge.customer_id, transaction_id)
+        line_holdings = held_on_lines(charge, lines)
+        accounts = CreditAccount.objects.open_of(charge.customer_id) if overage > 0 else []
         # The contract names a shortfall of the overage plainly `insufficient_balance`, whether
         # or not the freeze was restricted to some wallets.
-        accounts = CreditAccount.objects.open_of(charge.customer_id) if overage > 0 else []
         extra = (
-            take(accounts, overage, charge.wallets, now, name_restriction=False)
+            take(
+                accounts,
+                overage,
+                charge.wallets,
+                now,
+                lines=released(lines, line_holdings),
+                name_restriction=False,
+            )
             if overage > 0
-            else []
+            else Taken([])
         )
         plan = Plan(actor=actor, now=now)
-        holdings = CreditAccount.objects.held_by(charge.customer_id, transaction_id)
-        consumed = consumption(plan, charge, holdings, actual, extra)
+        consumed, on_credit = consumption(
+            plan, charge, holdings, line_holdings, actual, extra, lines
+        )
         if overage > 0:
             # Only an overage can take the balance down; returned credits only raise it.
             events.low_balance(
@@ -80,6 +95,7 @@ def consume(
                 customer_pk=charge.customer_id,
                 customer_id=charge.customer.external_id,
                 accounts=accounts,
+                lines=lines,
                 transaction_id=transaction_id,
             )
         settle(
@@ -100,6 +116,7 @@ def consume(
         consume_details=consumed,
         consumed_at=now,
         is_idempotent_replay=False,
+        on_credit_amount=on_credit or None,
     )
 
 
@@ -113,20 +130,24 @@ def unfreeze(
 ) -> UnfreezeResult:
     """Return every credit a freeze holds to available. A repeat replays the original answer."""
     with transaction.atomic():
-        charge = lock_customer_of_charge(project, transaction_id)
+        found = lock_customer_of_charge(project, transaction_id)
         now = now_under_lock(now)
-        if charge is None or charge.kind != Transaction.Kind.FREEZE:
+        if found is None or found[0].kind != Transaction.Kind.FREEZE:
             raise NoUnfreezableRecords({"transaction_id": transaction_id})
+        charge, lines = found
         if charge.state == Transaction.State.UNFROZEN:
             return replays.unfreeze(charge)
         if charge.state == Transaction.State.CONSUMED:
             raise FreezeRecordsAlreadyConsumed({"transaction_id": transaction_id})
 
         holdings = CreditAccount.objects.held_by(charge.customer_id, transaction_id)
+        line_holdings = held_on_lines(charge, lines)
         plan = Plan(actor=actor, now=now)
         for account, held in holdings:
             plan.change(account, frozen=-held)
             give_back(plan, charge, account, held)
+        for line, held in line_holdings:
+            debts.release(plan, line, held, **entry_fields(charge))
         settle(
             plan,
             charge,
@@ -142,15 +163,45 @@ def unfreeze(
         unfreeze_details=[Detail.of(account, held) for account, held in holdings],
         unfrozen_at=now,
         is_idempotent_replay=False,
+        on_credit_amount=sum((held for _, held in line_holdings), ZERO) or None,
     )
 
 
+def held_on_lines(charge: Transaction, lines: list[CreditLine]) -> LineHoldings:
+    """What the freeze holds on the customer's credit lines (none without lines: then no
+    statement is spent finding out)."""
+    if not lines:
+        return []
+    by_pk = {line.pk: line for line in lines}
+    held = CreditLine.objects.held_by(charge.customer_id, charge.transaction_id)
+    return [(by_pk[pk], amount) for pk, amount in held]
+
+
+def released(lines: list[CreditLine], holdings: LineHoldings) -> list[CreditLine]:
+    """The lines as they will be once the freeze gives back what it holds on them: the
+    headroom an overage may draw on. Copies: the plan changes the lines themselves."""
+    held = {line.pk: amount for line, amount in holdings}
+    after = []
+    for line in lines:
+        line = copy.copy(line)
+        line.frozen -= held.get(line.pk, ZERO)
+        after.append(line)
+    return after
+
+
 def consumption(
-    plan: Plan, charge: Transaction, holdings: Holdings, actual: Decimal, extra: list[Draw]
-) -> list[Detail]:
+    plan: Plan,
+    charge: Transaction,
+    holdings: Holdings,
+    line_holdings: LineHoldings,
+    actual: Decimal,
+    extra: Taken,
+    lines: list[CreditLine],
+) -> tuple[list[Detail], Decimal]:
     """Plan a consume of `actual`: first from what the freeze holds, account by account in its
-    order, the rest of each holding given back; then the overage `extra` from available
-    credits. Returns the consumed part of each account, held accounts first."""
+    order, then on its lines, the rest of each holding given back; then the overage `extra`
+    from available credits and headroom. Returns the consumed part of each account (held
+    accounts first) and what was consumed on credit."""
     consumed: dict[int, tuple[CreditAccount, Decimal]] = {}
     given_back: list[tuple[CreditAccount, Decimal]] = []
     remaining = actual
@@ -160,7 +211,7 @@ def consumption(
         plan.change(account, frozen=-held, used=part)
         consumed[account.pk] = (account, part)
         given_back.append((account, held - part))
-    for draw in extra:
+    for draw in extra.draws:
         plan.change(draw.account, used=draw.amount)
         _, before = consumed.get(draw.account.pk, (draw.account, ZERO))
         consumed[draw.account.pk] = (draw.account, before + draw.amount)
@@ -169,19 +220,42 @@ def consumption(
             settlement_entry(plan, charge, account, OperationType.CONSUME, amount)
     for account, amount in given_back:
         give_back(plan, charge, account, amount)
-    return [Detail.of(account, amount) for account, amount in consumed.values() if amount > 0]
+
+    # On the lines: each line's held part and overage in one DEBT entry, as on accounts.
+    by_pk = {line.pk: line for line in lines}
+    owed: dict[int, list[Decimal]] = {}  # line → [held, consumed]
+    for line, held in line_holdings:
+        part = min(held, remaining)
+        remaining -= part
+        owed[line.pk] = [held, part]
+    for draw in extra.on_lines:
+        owed.setdefault(draw.line.pk, [ZERO, ZERO])[1] += draw.amount
+    on_credit = ZERO
+    for pk, (held, part) in owed.items():
+        line = by_pk[pk]
+        debts.owe(plan, line, part, held=min(held, part), **entry_fields(charge))
+        debts.release(plan, line, held - min(held, part), **entry_fields(charge))
+        on_credit += part
+    debts.announce(plan, project=charge.project, customer_id=charge.customer.external_id)
+    return [Detail.of(a, amount) for a, amount in consumed.values() if amount > 0], on_credit
 
 
 def give_back(plan: Plan, charge: Transaction, account: CreditAccount, amount: Decimal):
     """Plan the UNFREEZE of credits a freeze returns to an account, and their expiry when the
-    account is past `expires_at`: only the returned credits if the scheduler already recorded
-    the account's expiry, else everything the account has left, recording the expiry here, so
-    that each credit still expires exactly once. Plan every other change of the account first.
-    """
-    if amount <= 0:
-        return
-    settlement_entry(plan, charge, account, OperationType.UNFREEZE, amount)
-    if account.expires_at is None or account.expires_at > plan.now:
+    account has ended (see `return_credits`)."""
+    if amount > 0:
+        settlement_entry(plan, charge, account, OperationType.UNFREEZE, amount)
+        expire_returned(plan, charge.project, charge.customer.external_id, account, amount)
+
+
+def expire_returned(
+    plan: Plan, project: Project, customer_id: str, account: CreditAccount, amount: Decimal
+) -> None:
+    """Credits just returned to `account` (an unfreeze, a consume's rest, a refund) expire at
+    once when the account has ended (expired or voided): only the returned credits if its end
+    is recorded already, else everything it has left, recording its end here, so that each
+    credit still expires exactly once. Plan every other change of the account first."""
+    if not account.has_ended_by(plan.now):
         return
     if account.expiry_recorded_at is None:
         change = plan.change(account, records_expiry=True)
@@ -198,12 +272,16 @@ def give_back(plan: Plan, charge: Transaction, account: CreditAccount, amount: D
             description="expired",
         )
         events.expired(
-            plan,
-            project=charge.project,
-            customer_id=charge.customer.external_id,
-            account=account,
-            amount=expiring,
+            plan, project=project, customer_id=customer_id, account=account, amount=expiring
         )
+
+
+def entry_fields(charge: Transaction) -> dict[str, str]:
+    return {
+        "transaction_id": charge.transaction_id,
+        "business_type": charge.business_type,
+        "description": charge.description,
+    }
 
 
 def settlement_entry(
@@ -213,14 +291,7 @@ def settlement_entry(
     operation_type: str,
     amount: Decimal,
 ) -> None:
-    plan.entry(
-        account,
-        operation_type,
-        amount,
-        transaction_id=charge.transaction_id,
-        business_type=charge.business_type,
-        description=charge.description,
-    )
+    plan.entry(account, operation_type, amount, **entry_fields(charge))
 
 
 def settle(

@@ -30,6 +30,9 @@ class EventType(models.TextChoices):
     EXPIRING = "credits.expiring"
     EXPIRED = "credits.expired"
     AUTO_SETTLED = "freeze.auto_settled"
+    REFUNDED = "credits.refunded"
+    DEBT_OPENED = "credits.debt_opened"
+    DEBT_CLEARED = "credits.debt_cleared"
 
 
 def new_signing_secret() -> str:

@@ -840,6 +840,7 @@ def test_reading_a_frozen_freeze(http):
         "details": [item(sooner, 10, "promo"), item(default, 5)],
         "created_at": body["created_at"],
         "settled_at": None,
+        "refunded_amount": 0,
     }
     assert instant(body["created_at"]) == created
 
@@ -868,6 +869,7 @@ def test_reading_a_partly_consumed_freeze(http):
         "description": "",
         "details": [item(first, 4)],
         "settled_at": consumed["consumed_at"],
+        "refunded_amount": 0,
     }
     assert instant(body["consume_after"]) - instant(body["created_at"]) == dt.timedelta(minutes=10)
 
@@ -909,6 +911,7 @@ def test_reading_an_unfrozen_freeze(http):
         "description": "",
         "details": [],
         "settled_at": unfrozen["unfrozen_at"],
+        "refunded_amount": 0,
     }
 
 
@@ -936,6 +939,7 @@ def test_reading_a_deduct(http):
         "details": [item(account, 30)],
         "created_at": deducted["deducted_at"],
         "settled_at": deducted["deducted_at"],
+        "refunded_amount": 0,
     }
 
 

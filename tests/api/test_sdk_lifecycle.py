@@ -177,3 +177,50 @@ def test_sdk_raises_its_error_classes_for_the_service_errors(client):
             call()
         assert raised.value.message == message
     assert balance(client) == (10, 0, 0, 10)
+
+
+def test_sdk_lists_and_pages_a_ledger_with_refunds_voids_debts_and_repayments(
+    client, service, project
+):
+    from decimal import Decimal
+
+    from ledger import services
+
+    client.customers.deposit(customer_id="user_42", amount=10, idempotency_key="first")
+    client.customers.deposit(customer_id="user_42", amount=5, wallet="promo")
+    services.set_credit_limit(
+        project=project, customer_id="user_42", limit=Decimal(50), actor="test"
+    )
+    client.billing.deduct(customer_id="user_42", amount=30, transaction_id="job")  # 15 owed
+    services.refund(
+        project=project,
+        transaction_id="job",
+        refund_id="r1",
+        amount=Decimal(10),  # takes 10 of the 15 owed off
+        actor="test",
+    )
+    pay = client.customers.deposit(customer_id="user_42", amount=8, idempotency_key="pay")
+    services.void(
+        project=project,
+        customer_id="user_42",
+        account_id=int(pay.account_id),  # 8, of which 5 paid the debt: 3 voided
+        void_id="v1",
+        actor="test",
+    )
+
+    pages, cursor = [], None
+    while True:
+        page = client.customers.ledger("user_42", limit=2, cursor=cursor)
+        pages.append(page)
+        if not page.has_more:
+            break
+        cursor = page.next_cursor
+    items = [item for page in pages for item in page.items]
+
+    kinds = {item.operation_type for item in items}
+    assert {"GRANT", "CONSUME", "DEBT", "REFUND", "REPAY", "VOID"} <= kinds
+    assert len(items) == pages[0].total_count == len({item.id for item in items})
+    debt = next(item for item in items if item.operation_type == "DEBT")
+    assert debt.account_id.startswith("credit_line:") and debt.wallet is None
+    refunds = client.customers.ledger("user_42", operation_type="REFUND")
+    assert {item.transaction_id for item in refunds.items} == {"r1"}

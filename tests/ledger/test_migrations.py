@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import DateTimeField, JSONField
 
+from credits_project.errors import NotRefundable
 from credits_project.json import dumps, loads
 from customers.models import Customer, Project
 from ledger import selectors, services
@@ -181,4 +182,40 @@ def test_the_migrated_database_takes_new_operations(migrated):
     assert deducted.deducted_amount == 5
     assert again.is_idempotent_replay
     assert (replayed.is_idempotent_replay, replayed.account_id) == (True, "1")
+    assert check_ledger().problems == []
+
+
+def test_the_migrated_ledger_takes_refunds_voids_and_credit_limits(migrated):
+    acme = Project.objects.get(name="acme")
+    assert not Customer.objects.filter(has_credit_line=True).exists()
+    assert set(Transaction.objects.values_list("refunded_amount", flat=True)) == {0}
+    assert not CreditAccount.objects.filter(voided_at__isnull=False).exists()
+
+    # Charges made by the previous version refund onto the accounts they drew.
+    partial = services.refund(
+        project=acme, transaction_id="f-over", refund_id="r-over", actor="test", now=READ_AT
+    )
+    whole = services.refund(
+        project=acme, transaction_id="d1", refund_id="r-d1", actor="test", now=READ_AT
+    )
+    with pytest.raises(NotRefundable):
+        services.refund(
+            project=acme, transaction_id="f-back", refund_id="r-back", actor="test", now=READ_AT
+        )
+    services.set_credit_limit(
+        project=acme, customer_id="c1", limit=Decimal(10), actor="test", now=READ_AT
+    )
+    account = CreditAccount.objects.filter(customer__external_id="c1").order_by("id").first()
+    services.void(
+        project=acme,
+        customer_id="c1",
+        account_id=account.pk,
+        void_id="v-old",
+        mode="clawback",
+        actor="test",
+        now=READ_AT,
+    )
+
+    assert (partial.refunded_amount, whole.refunded_amount) == (14, Decimal("25.5"))
+    assert sum(d.amount for d in whole.refund_details) == Decimal("25.5")
     assert check_ledger().problems == []
