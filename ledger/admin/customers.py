@@ -31,8 +31,9 @@ from ledger.admin.actions import (
 )
 from ledger.admin.charts import line_chart
 from ledger.admin.display import can_act
+from ledger.models import CreditLine
 from ledger.selectors import console
-from ledger.selectors.balances import customer_balance, lines_of
+from ledger.selectors.balances import customer_balance
 from ledger.templatetags.credits import credits, utc
 
 admin.site.unregister(Customer)
@@ -161,7 +162,7 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
     return {
         "now": now,
         "balance": balance.balance,
-        "lines": lines_of(customer),
+        "lines": CreditLine.objects.of(customer),
         "breakdown": console.wallet_breakdown(customer, at=now),
         "accounts": console.accounts_in_order(customer),
         "account_count": console.account_count(customer),

@@ -12,7 +12,6 @@ from credits_project.sql import fetch, instant
 from customers.models import CUSTOMER, Customer, Project
 from ledger.models import CreditAccount, CreditLine, SpentCredits
 from ledger.models.accounts import ACCOUNT, consumption_order_sql
-from ledger.models.credit_lines import CREDIT_LINE
 from ledger.money import ZERO, from_micros
 from ledger.results import (
     AccountBalance,
@@ -36,19 +35,11 @@ def customer_balance(
     at = at or timezone.now()
     customer, accounts = customer_with_open_accounts(project, customer_id)
     return summarize(
-        customer, accounts, spent_by_wallet(customer.pk, at), at, lines=lines_of(customer)
-    )
-
-
-def lines_of(customer: Customer) -> list[CreditLine]:
-    """The customer's credit lines: a statement only for the customers that have any."""
-    if not customer.has_credit_line:
-        return []
-    return CREDIT_LINE.load(
-        fetch(
-            f"SELECT {CREDIT_LINE.sql()} FROM ledger_creditline WHERE customer_id = %s ORDER BY id",
-            [customer.pk],
-        )
+        customer,
+        accounts,
+        spent_by_wallet(customer.pk, at),
+        at,
+        lines=CreditLine.objects.of(customer),
     )
 
 

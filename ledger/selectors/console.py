@@ -34,6 +34,7 @@ from credits_project.sql import fetch, instant
 from customers.models import Customer, Project
 from ledger.models import (
     CreditAccount,
+    CreditLine,
     LedgerEntry,
     OperationType,
     OperatorAction,
@@ -346,6 +347,9 @@ class Overview:
     project: Project
     at: dt.datetime
     outstanding: list[tuple[str, Decimal]]
+    # What customers owe on their credit lines, per wallet ("" for lines of all wallets),
+    # and how many customers owe it.
+    debts: list[tuple[str, Decimal, int]]
     expiring_7: Decimal
     expiring_30: Decimal
     open_freezes: int
@@ -414,6 +418,7 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
         project=project,
         at=at,
         outstanding=outstanding,
+        debts=debts_by_wallet(project),
         expiring_7=expiring["week"] or ZERO,
         expiring_30=expiring["month"] or ZERO,
         open_freezes=freezes["count"],
@@ -424,6 +429,21 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
         top_consumers=[(row["customer__external_id"], row["amount"]) for row in top],
         breakage=[(_as_date(row["month"]), row["amount"]) for row in breakage],
     )
+
+
+def debts_by_wallet(project: Project) -> list[tuple[str, Decimal, int]]:
+    """Debt on the project's credit lines per wallet, summed exactly in Python (lines are few
+    per customer, and a sum of micro-credits may pass what SQLite's integers hold)."""
+    owed: dict[str, list] = {}
+    for wallet, debt in (
+        CreditLine.objects.filter(customer__project=project, debt__gt=0)
+        .values_list("wallet", "debt")
+        .iterator()
+    ):
+        sums = owed.setdefault(wallet, [ZERO, 0])
+        sums[0] += debt
+        sums[1] += 1
+    return [(wallet, total, count) for wallet, (total, count) in sorted(owed.items())]
 
 
 def left_by(deadline: dt.datetime) -> Sum:

@@ -7,11 +7,11 @@ from decimal import Decimal
 from django.utils import timezone
 
 from customers.models import Project
+from ledger.models import CreditLine
 from ledger.results import Counters, Detail, QuoteResult
 from ledger.rules import take
 from ledger.selectors.balances import (
     customer_with_open_accounts,
-    lines_of,
     spent_by_wallet,
     summarize,
 )
@@ -33,7 +33,7 @@ def quote(
     """
     at = at or timezone.now()
     customer, accounts = customer_with_open_accounts(project, customer_id)
-    lines = lines_of(customer)
+    lines = CreditLine.objects.of(customer)
     # What a charge may draw on: credits neither used nor frozen, expiry not yet recorded.
     with_credits = [a for a in accounts if a.available > 0 and a.expiry_recorded_at is None]
     taken = take(with_credits, amount, wallets, at, lines=lines)

@@ -73,15 +73,11 @@ def lock_or_create_customer(
 
 
 def _lock(project: Project, customer_id: str, identity: str | None, *, kinds: str) -> Locked | None:
-    # One row per credit line (one row when there is none): the customer's few lines travel
-    # with the lock rather than in a statement of their own.
     rows = fetch(
-        f"SELECT {CUSTOMER.sql('c')}, {TRANSACTION.sql('t')}, {CREDIT_LINE.sql('l')} "
-        "FROM customers_customer c "
+        f"SELECT {CUSTOMER.sql('c')}, {TRANSACTION.sql('t')} FROM customers_customer c "
         "LEFT JOIN ledger_transaction t ON t.project_id = c.project_id "
         f"AND t.transaction_id = %s AND t.kind IN {kinds} "
-        "LEFT JOIN ledger_creditline l ON l.customer_id = c.id "
-        "WHERE c.project_id = %s AND c.external_id = %s ORDER BY l.id" + for_update("c"),
+        "WHERE c.project_id = %s AND c.external_id = %s" + for_update("c"),
         [identity, project.pk, customer_id],
     )
     if not rows:
@@ -90,7 +86,7 @@ def _lock(project: Project, customer_id: str, identity: str | None, *, kinds: st
     customer.project = project
     rest = rows[0][CUSTOMER.width :]
     original = TRANSACTION.load_row(rest) if rest[0] is not None else None
-    return Locked(customer, original, lines_in(rows, CUSTOMER.width + TRANSACTION.width))
+    return Locked(customer, original, CreditLine.objects.of(customer))
 
 
 def lines_in(rows: list[tuple], offset: int) -> list[CreditLine]:
@@ -102,9 +98,10 @@ def lock_customer_of_charge(
     project: Project, transaction_id: str
 ) -> tuple[Transaction, list[CreditLine]] | None:
     """Lock the customer that owns the freeze or deduct `transaction_id`, then read the
-    transaction afresh, with the customer's credit lines: its state cannot change until this
-    transaction commits, so concurrent settlements (or refunds) of one charge run one at a
-    time. None when the project has no such charge."""
+    transaction afresh, with the customer's credit lines (in a statement after the lock, so
+    both are current): its state cannot change until this transaction commits, so concurrent
+    settlements (or refunds) of one charge run one at a time. None when the project has no
+    such charge."""
     params = [project.pk, transaction_id]
     customers = CUSTOMER.load(
         fetch(

@@ -132,3 +132,18 @@ def test_a_negative_limit_is_a_form_error(operator_client, project):
     assert response.status_code == 200
     assert "limit must be a number from 0" in response.content.decode()
     assert not CreditLine.objects.exists()
+
+
+def test_the_overview_shows_what_customers_owe_per_wallet(operator_client, project):
+    deposit(project, "10")
+    deposit(project, "10", customer_id="other")
+    for customer_id in ("user_42", "other"):
+        services.set_credit_limit(
+            project=project, customer_id=customer_id, limit=Decimal(100), actor="test"
+        )
+        deduct(project, f"job-{customer_id}", "25.5", customer_id=customer_id)
+
+    page = operator_client.get(reverse("credits_overview") + f"?project={project.pk}")
+
+    assert page.context["overview"].debts == [("", Decimal(31), 2)]
+    assert 'id="credits-debts"' in page.content.decode()

@@ -183,3 +183,38 @@ def test_consume_with_an_overage_pays_one_more_read_for_available_accounts(
 
     assert len(result["consume_details"]) == 20
     assert len(ten) == len(one)
+
+
+def test_a_customer_with_a_credit_line_pays_one_statement_more_per_charge(
+    api, project, django_assert_max_num_queries
+):
+    from ledger.services import set_credit_limit
+
+    customer_with_accounts(project, "plain", 1)
+    customer_with_accounts(project, "trusted", 1)
+    set_credit_limit(project=project, customer_id="trusted", limit=Decimal(100), actor="setup")
+
+    plain, _ = measure(
+        django_assert_max_num_queries,
+        lambda: api(
+            "/v1/billing/deduct", {"customer_id": "plain", "transaction_id": "p", "amount": 5}
+        ),
+    )
+    trusted, _ = measure(
+        django_assert_max_num_queries,
+        lambda: api(
+            "/v1/billing/deduct", {"customer_id": "trusted", "transaction_id": "t", "amount": 5}
+        ),
+    )
+    # Into debt: the line's update travels with the rest of the writes on PostgreSQL.
+    owing, result = measure(
+        django_assert_max_num_queries,
+        lambda: api(
+            "/v1/billing/deduct", {"customer_id": "trusted", "transaction_id": "o", "amount": 50}
+        ),
+    )
+
+    # The lines are read once the customer is locked, in a statement of their own.
+    assert trusted == plain + 1
+    assert result["on_credit_amount"] == 45
+    assert owing <= CHARGE_BUDGET + 1 + (0 if connection.vendor == "postgresql" else 2)
