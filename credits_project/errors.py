@@ -209,6 +209,14 @@ class AccountAlreadyVoided(BadRequest):
     message = "the account was already voided"
 
 
+class DebtTooLarge(BadRequest):
+    """A clawback that would take a credit line's debt past what the ledger can hold
+    (9 * 10^12 credits); `details` has `debt` and `maximum`."""
+
+    code = "debt_too_large"
+    message = "the clawback would take the debt past what a credit line can hold"
+
+
 class InvalidVoidMode(FieldError):
     code = "invalid_void_mode"
     message = "mode must be remainder or clawback"

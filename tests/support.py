@@ -82,6 +82,10 @@ ERRORS = {
     ),
     "account_already_voided": ("bad_request", "the account was already voided"),
     "invalid_void_mode": ("bad_request", "mode must be remainder or clawback"),
+    "debt_too_large": (
+        "bad_request",
+        "the clawback would take the debt past what a credit line can hold",
+    ),
     "invalid_credit_limit": (
         "bad_request",
         "limit must be a number from 0 to 10^12 with at most 6 decimal places",

@@ -134,7 +134,14 @@ class GrantForm(ActionForm):
     source = forms.CharField(max_length=64, initial="default")
     starts_at = forms.CharField(required=False, label="Starts at", help_text=UTC_HELP)
     expires_at = forms.CharField(required=False, label="Expires at", help_text=UTC_HELP)
-    field_order = ["amount", "wallet", "source", "starts_at", "expires_at", "reason"]
+    repays_debt = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Pays debts first",
+        help_text="The credits first pay what the customer owes on its credit lines in this "
+        "wallet; clear it for a grant that should not pay for usage.",
+    )
+    field_order = ["amount", "wallet", "source", "starts_at", "expires_at", "repays_debt", "reason"]
 
     def parse(self, data):
         return DepositRequestSerializer.parse(
@@ -148,6 +155,7 @@ class GrantForm(ActionForm):
                 "idempotency_key": self.transaction_id,
                 "description": data["reason"],
                 "business_type": BusinessType.ADMIN_GRANT,
+                "repays_debt": data["repays_debt"],
             }
         )
 
@@ -167,6 +175,7 @@ class GrantForm(ActionForm):
             ("Starts", utc(r["starts_at"]) or "at once"),
             ("Expires", utc(r["expires_at"]) or "never"),
             ("Business type", BusinessType.ADMIN_GRANT),
+            ("Pays debts first", "yes" if r["repays_debt"] else "no"),
             ("Reason", r["description"]),
         ]
 

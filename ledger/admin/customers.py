@@ -152,7 +152,12 @@ class CustomerCreditsAdmin(CustomerAdmin):
 def credits_context(customer: Customer, now: dt.datetime) -> dict:
     """Everything the customer page shows about credits, in a fixed number of statements."""
     balance = customer_balance(customer.project, customer.external_id, at=now)
-    current = {name: wallet.available for name, wallet in balance.wallets.items()}
+    lines = CreditLine.objects.of(customer)
+    # The chart is of credits: a wallet's available less its line's headroom.
+    headroom = {line.wallet: line.headroom for line in lines if line.wallet}
+    current = {
+        name: wallet.available - headroom.get(name, 0) for name, wallet in balance.wallets.items()
+    }
     history = console.available_history(customer, at=now, current=current)
     freezes = console.open_freezes(customer)
     project = customer.project_id
@@ -162,7 +167,7 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
     return {
         "now": now,
         "balance": balance.balance,
-        "lines": CreditLine.objects.of(customer),
+        "lines": lines,
         "breakdown": console.wallet_breakdown(customer, at=now),
         "accounts": console.accounts_in_order(customer),
         "account_count": console.account_count(customer),
@@ -172,6 +177,7 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
         else len(freezes),
         "entries": console.latest_entries(customer),
         "actions": console.latest_actions(customer),
+        "history": history,
         "chart": line_chart(history, title="Available credits per wallet, last 90 days (UTC)"),
         "ledger_url": reverse("admin:ledger_ledgerentry_changelist") + "?" + of_customer,
         "audit_url": reverse("admin:ledger_operatoraction_changelist") + "?" + of_customer,

@@ -25,6 +25,10 @@ from customers.models import Customer
 from ledger.models.choices import OperationType
 from ledger.money import ZERO, CreditAmountField, from_micros
 
+# What a line may owe at most: its debt is a 64-bit count of micro-credits. Charges stay within
+# limits of at most 10^12; only clawbacks could go further, and are refused past this.
+MAX_LINE_DEBT = Decimal(9 * 10**12)
+
 WHOLE_CUSTOMER = ""
 """The wallet of a line that covers every wallet of its customer."""
 

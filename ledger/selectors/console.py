@@ -294,7 +294,8 @@ def daily_available_changes(
     """Per wallet and UTC day, how entries other than grants changed available credits, in
     micro-credits, in one pass over the customer's entries of those days.
 
-    A freeze takes its amount and an unfreeze gives it back; an expiry takes what expired; a
+    A freeze takes its amount and an unfreeze (or a refund) gives it back; an expiry, a void
+    and a repayment of a debt take what they took; a
     consume takes its amount less what its freeze held on the same account (at most the
     consume), which the freeze took already. (A freeze writes one entry per account it holds.)
     """
@@ -305,7 +306,7 @@ def daily_available_changes(
     )
     rows = fetch(
         f"SELECT a.wallet, {day}, SUM(CASE "
-        "WHEN c.operation_type = 'UNFREEZE' THEN c.amount "
+        "WHEN c.operation_type IN ('UNFREEZE', 'REFUND') THEN c.amount "
         "WHEN c.operation_type = 'CONSUME' AND f.amount IS NOT NULL THEN "
         "CASE WHEN f.amount < c.amount THEN f.amount - c.amount ELSE 0 END "
         "ELSE -c.amount END) "

@@ -35,11 +35,19 @@ def fingerprint(**fields: Any) -> str:
     return hashlib.sha256(dumps(exact).encode()).hexdigest()
 
 
+# The request field that carries each kind's identity.
+IDENTITY_FIELDS = {
+    Transaction.Kind.DEPOSIT: "idempotency_key",
+    Transaction.Kind.REFUND: "refund_id",
+    Transaction.Kind.VOID: "void_id",
+}
+
+
 def check_repeat(original: Transaction, *, customer: Customer, request: str, kind: str) -> None:
     """Raise unless this request, with fingerprint `request`, repeats `original`: another
     customer or another kind of operation is `transaction_conflict`, other parameters are
     `idempotency_conflict`."""
-    field = "idempotency_key" if kind == Transaction.Kind.DEPOSIT else "transaction_id"
+    field = IDENTITY_FIELDS.get(kind, "transaction_id")
     if original.customer_id != customer.pk or original.kind != kind:
         raise TransactionConflict({"field": field})
     if original.fingerprint != request:

@@ -4,11 +4,12 @@ A refund puts back exactly the slices the charge drew (its CONSUME entries on ac
 DEBT entries on credit lines), the last slice drawn first, onto the same accounts with their
 own wallet, source and expiry (REFUND entries). A slice whose account has expired or been
 voided since is put back and expires at once (an EXPIRE entry). A slice drawn on a credit line
-takes the debt down instead; what of it the customer already paid back returns as new credits
-in the line's wallet (source `refund`, a GRANT entry). Each refund is named by its own
-`refund_id`; the charge keeps the running total (`refunded_amount`, which the database holds
-within what it consumed), so its refunds never put back more than it charged, however they
-race: every refund of one charge locks its customer first.
+takes the debt down instead; what of it the customer already paid back returns as new credits,
+in one account (source `refund`, a GRANT entry, listed last). Credits put back on an account
+whose void clawed its consumption back pay that clawback's debt first (a REPAY entry). Each
+refund is named by its own `refund_id`; the charge keeps the running total (`refunded_amount`,
+which the database holds within what it consumed), so its refunds never put back more than it
+charged, however they race: every refund of one charge locks its customer first.
 """
 
 import datetime as dt
@@ -77,14 +78,16 @@ def refund(
             "description": description,
         }
         put_back: list[tuple[CreditAccount, Decimal]] = []
-        opened: CreditAccount | None = None
-        debt_reduced = ZERO
+        debt_reduced = paid_back = ZERO
         by_line = {line.pk: line for line in lines}
-        for target, part in refund_slices(slices(charge, by_line), charge.refunded_amount, wanted):
+        drawn = slices(charge, by_line)
+        clawbacks = clawbacks_of([t for t, _ in drawn if isinstance(t, CreditAccount)])
+        for target, part in refund_slices(drawn, charge.refunded_amount, wanted):
             if isinstance(target, CreditAccount):
                 plan.change(target, used=-part)
                 plan.entry(target, OperationType.REFUND, part, **entry)
-                expire_returned(plan, project, charge.customer.external_id, target, part)
+                undone = undo_clawback(plan, clawbacks.get(target.pk), target, part, lines, entry)
+                expire_returned(plan, project, charge.customer.external_id, target, part - undone)
                 put_back.append((target, part))
                 continue
             owed = target.debt + plan.change_line(target).debt
@@ -93,28 +96,30 @@ def refund(
                 plan.change_line(target, debt=-reduced)
                 plan.line_entry(target, OperationType.REFUND, reduced, **entry)
                 debt_reduced += reduced
-            if part > reduced:  # already paid back: the customer gets the credits again
-                opened = account = plan.open_account(
-                    CreditAccount(
-                        customer=charge.customer,
-                        wallet=target.wallet or "default",
-                        source=REFUND_SOURCE,
-                        total=part - reduced,
-                        business_type=charge.business_type,
-                        created_at=now,
-                    )
-                )
-                # Not under the refund's id: deposit keys name GRANT entries (the refund's
-                # row names this account instead).
-                plan.entry(
-                    account,
-                    OperationType.GRANT,
-                    part - reduced,
-                    transaction_id=None,
+            paid_back += part - reduced
+        opened = None
+        if paid_back > 0:  # drawn on credit and already paid back: granted again, last
+            opened = plan.open_account(
+                CreditAccount(
+                    customer=charge.customer,
+                    wallet=regrant_wallet(charge, drawn),
+                    source=REFUND_SOURCE,
+                    total=paid_back,
                     business_type=charge.business_type,
-                    description=f"refund {refund_id}: {description}".rstrip(": "),
+                    created_at=now,
                 )
-                put_back.append((account, part - reduced))
+            )
+            # Not under the refund's id: deposit keys name GRANT entries (the refund's row
+            # names this account instead).
+            plan.entry(
+                opened,
+                OperationType.GRANT,
+                paid_back,
+                transaction_id=None,
+                business_type=charge.business_type,
+                description=f"refund {refund_id}: {description}".rstrip(": "),
+            )
+            put_back.append((opened, paid_back))
 
         charge.refunded_amount += wanted
         plan.update(charge, ["refunded_amount"])
@@ -147,6 +152,61 @@ def refund(
         is_idempotent_replay=False,
         debt_reduced_amount=debt_reduced or None,
     )
+
+
+def regrant_wallet(charge: Transaction, drawn: list[tuple[object, Decimal]]) -> str:
+    """Where credits drawn on credit and paid back since come back: the wallet of the first
+    line the charge drew on, or, for the whole customer's line, the first wallet the charge
+    could draw on ("default" when it was unrestricted)."""
+    line = next(t for t, _ in drawn if isinstance(t, CreditLine))
+    if line.wallet:
+        return line.wallet
+    return charge.wallets[0] if charge.wallets else "default"
+
+
+def clawbacks_of(accounts: list[CreditAccount]) -> dict[int, Transaction]:
+    """The clawback voids of these accounts, by account (a statement only when one of them
+    was voided)."""
+    voided = [a.pk for a in accounts if a.voided_at is not None]
+    if not voided:
+        return {}
+    found = TRANSACTION.load(
+        fetch(
+            f"SELECT {TRANSACTION.sql()} FROM ledger_transaction WHERE kind = 'VOID' "
+            f"AND consumed_amount > 0 AND account_id IN ({placeholders(len(voided))})",
+            voided,
+        )
+    )
+    return {void.account_id: void for void in found}
+
+
+def undo_clawback(
+    plan: Plan,
+    clawback: Transaction | None,
+    account: CreditAccount,
+    part: Decimal,
+    lines: list[CreditLine],
+    entry: dict[str, str | None],
+) -> Decimal:
+    """Credits put back on an account whose void clawed its consumption back: they pay the
+    debt that clawback opened first (a REPAY entry), since what they refund is no longer
+    owed. Returns how much of `part` they paid; the void keeps the running total within what
+    it clawed back."""
+    if clawback is None:
+        return ZERO
+    line = next((x for x in lines if x.wallet == account.wallet), None)
+    if line is None:
+        return ZERO
+    owed = line.debt + plan.change_line(line).debt
+    undone = min(part, clawback.consumed_amount - clawback.refunded_amount, owed)
+    if undone <= 0:
+        return ZERO
+    plan.change(account, used=undone)
+    plan.change_line(line, debt=-undone)
+    plan.line_entry(line, OperationType.REPAY, undone, account=account, **entry)
+    clawback.refunded_amount += undone
+    plan.update(clawback, ["refunded_amount"])
+    return undone
 
 
 def slices(charge: Transaction, lines: dict[int, CreditLine]) -> list[tuple[object, Decimal]]:
@@ -195,7 +255,7 @@ def replay(original: Transaction, charge: Transaction) -> RefundResult:
     parts = LedgerEntry.objects.parts_of(
         original.customer_id, original.transaction_id, OperationType.REFUND
     )
-    details = Detail.listed(parts, OperationType.REFUND)
+    details = Detail.listed(parts, OperationType.REFUND)  # in the order it wrote them
     if original.account_id is not None:  # the credits already paid back, granted again
         opened = CreditAccount.objects.get(pk=original.account_id)
         details.append(Detail.of(opened, opened.total))

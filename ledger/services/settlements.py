@@ -4,7 +4,6 @@ Each is a read (lock the customer, the freeze, what it holds on accounts and cre
 pure plan of what to write (`consumption`), and the writes.
 """
 
-import copy
 import datetime as dt
 from decimal import Decimal
 
@@ -70,16 +69,11 @@ def consume(
         line_holdings = held_on_lines(charge, lines)
         accounts = CreditAccount.objects.open_of(charge.customer_id) if overage > 0 else []
         # The contract names a shortfall of the overage plainly `insufficient_balance`, whether
-        # or not the freeze was restricted to some wallets.
+        # or not the freeze was restricted to some wallets. With an overage, everything the
+        # freeze holds on a line is consumed (its hold becomes debt), so the hold frees no
+        # headroom for the overage: the lines' headroom as read is what it may draw.
         extra = (
-            take(
-                accounts,
-                overage,
-                charge.wallets,
-                now,
-                lines=released(lines, line_holdings),
-                name_restriction=False,
-            )
+            take(accounts, overage, charge.wallets, now, lines=lines, name_restriction=False)
             if overage > 0
             else Taken([])
         )
@@ -175,18 +169,6 @@ def held_on_lines(charge: Transaction, lines: list[CreditLine]) -> LineHoldings:
     by_pk = {line.pk: line for line in lines}
     held = CreditLine.objects.held_by(charge.customer_id, charge.transaction_id)
     return [(by_pk[pk], amount) for pk, amount in held]
-
-
-def released(lines: list[CreditLine], holdings: LineHoldings) -> list[CreditLine]:
-    """The lines as they will be once the freeze gives back what it holds on them: the
-    headroom an overage may draw on. Copies: the plan changes the lines themselves."""
-    held = {line.pk: amount for line, amount in holdings}
-    after = []
-    for line in lines:
-        line = copy.copy(line)
-        line.frozen -= held.get(line.pk, ZERO)
-        after.append(line)
-    return after
 
 
 def consumption(

@@ -13,10 +13,11 @@ from typing import Literal
 
 from django.db import transaction
 
-from credits_project.errors import AccountAlreadyVoided, AccountNotFound
+from credits_project.errors import AccountAlreadyVoided, AccountNotFound, DebtTooLarge
 from credits_project.statements import update_now
 from customers.models import Project
 from ledger.models import CreditAccount, CreditLine, LedgerEntry, OperationType, Transaction
+from ledger.models.credit_lines import MAX_LINE_DEBT
 from ledger.money import ZERO
 from ledger.results import VoidEntry, VoidResult
 from ledger.services import debts
@@ -79,6 +80,8 @@ def void(
         if clawed > 0:
             line = next((x for x in locked.lines if x.wallet == account.wallet), None)
             line = line or debts.open_line(plan, customer, account.wallet)
+            if line.debt + clawed > MAX_LINE_DEBT:
+                raise DebtTooLarge({"debt": line.debt + clawed, "maximum": MAX_LINE_DEBT})
             # Not under the void's id: charge ids name DEBT entries (the void's row says
             # what it clawed back).
             debts.owe(

@@ -1,6 +1,7 @@
 """Refunds, voids and credit limits in the console: each confirmed (wallets before and after),
 run through the services, audited as an operator action, and refused to support."""
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from ledger.selectors.consistency import check_ledger
 from tests.admin.test_console_pages import action_url, deposit, page_of, submit, token_of
 
 pytestmark = pytest.mark.django_db
+DAY = dt.timedelta(days=1)
 
 
 def deduct(project, transaction_id, amount, customer_id="user_42"):
@@ -147,3 +149,36 @@ def test_the_overview_shows_what_customers_owe_per_wallet(operator_client, proje
 
     assert page.context["overview"].debts == [("", Decimal(31), 2)]
     assert 'id="credits-debts"' in page.content.decode()
+
+
+def test_the_chart_walks_a_refund_back_as_a_rise_and_leaves_credit_out(project):
+    """Available credits per day: 100 granted, 60 after the deduct, 100 after its refund;
+    the wallet's credit line (its headroom counts as available in the balance) is not
+    credits, and stays out of the chart."""
+    from django.utils import timezone
+
+    from customers.models import Customer
+    from ledger.admin.customers import credits_context
+
+    now = timezone.now()
+    deposit(project, "100", now=now - 6 * DAY)
+    services.set_credit_limit(
+        project=project, customer_id="user_42", wallet="default", limit=Decimal(1000), actor="t"
+    )
+    services.deduct(
+        project=project,
+        customer_id="user_42",
+        transaction_id="job",
+        amount=Decimal(40),
+        actor="t",
+        now=now - 4 * DAY,
+    )
+    services.refund(
+        project=project, transaction_id="job", refund_id="r1", actor="t", now=now - 2 * DAY
+    )
+    customer = Customer.objects.get(external_id="user_42")
+
+    history = credits_context(customer, now)["history"]["default"]
+
+    by_day = dict(history)
+    assert [by_day[(now - n * DAY).date()] for n in (5, 3, 1)] == [100, 60, 100]

@@ -111,7 +111,7 @@ def test_refund_errors_each_have_their_code(http):
             {"transaction_id": "job", "refund_id": "r1", "amount": 1},
             409,
             "idempotency_conflict",
-            {"field": "transaction_id"},
+            {"field": "refund_id"},
         ),
         (
             {"transaction_id": "job", "refund_id": "x", "amount": 0},
@@ -190,7 +190,7 @@ def test_void_errors_each_have_their_code(http):
         ("/v1/customers/nobody/accounts/1/void", {"void_id": "v3"}, 404, "customer_not_found",
          {"customer_id": "nobody"}),
         (f"/v1/customers/c1/accounts/{account}/void", {"void_id": "v1", "mode": "clawback"},
-         409, "idempotency_conflict", {"field": "transaction_id"}),
+         409, "idempotency_conflict", {"field": "void_id"}),
     ]  # fmt: skip
     for path, body, status, code, details in cases:
         assert_error(http.post(path, json=body), status, code, details)

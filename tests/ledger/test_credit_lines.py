@@ -181,7 +181,7 @@ def test_an_unfreeze_gives_back_what_the_freeze_held_on_the_line(project):
 
 
 @pytest.mark.django_db
-def test_an_overage_may_draw_on_the_headroom_its_own_freeze_gives_back(project):
+def test_consuming_all_a_freeze_held_on_the_line_owes_it_and_leaves_no_headroom(project):
     limit(project, 50)
     hold(project, "job", 50)
 
@@ -265,6 +265,20 @@ def test_the_past_read_knows_the_limit_and_the_debt_then(project):
 
     assert (before.credit_limit, before.debt, before.available) == (50, 20, 30)
     assert (now.credit_limit, now.debt, now.available) == (80, 20, 60)
+
+
+@pytest.mark.django_db
+def test_an_overage_never_draws_past_the_limit_when_the_freeze_held_on_the_line(project):
+    """With an overage the freeze's hold on the line is consumed (it becomes debt): it frees
+    no headroom for the overage."""
+    limit(project, 10)
+    hold(project, "job", 10)  # no credits: all of it held on the line
+
+    with pytest.raises(InsufficientBalance):
+        consume(
+            project=project, transaction_id="job", actor=ACTOR, actual_amount=Decimal(11), now=T0
+        )
+    assert (line().debt, line().frozen) == (0, 10)
 
 
 # --- voids -----------------------------------------------------------------------------------
@@ -377,3 +391,78 @@ def test_the_past_read_before_a_void_still_counts_the_account(project):
             actor=ACTOR,
             now=T0 + DAY,
         )
+
+
+@pytest.mark.django_db
+def test_refunding_a_charge_after_a_clawback_of_its_account_takes_the_clawback_debt_down(
+    project,
+):
+    account = grant(project, 100)
+    spend(project, "job", 40)
+    end(project, account, mode="clawback")  # the 40 consumed, owed again
+    assert line("default").debt == 40
+
+    refund(project=project, transaction_id="job", refund_id="r1", actor="ops", now=T0 + DAY)
+
+    balance = selectors.customer_balance(project, "c1", at=T0 + 2 * DAY).balance
+    assert (balance.debt, balance.available) == (0, 0)
+    assert [(e[1], e[2]) for e in entries("REFUND", "REPAY", "EXPIRE")] == [
+        ("REFUND", Decimal(40)),
+        ("REPAY", Decimal(40)),
+    ]
+    # A second refund of the same clawed-back consumption is not possible: nothing is left.
+    assert find_inconsistencies() == []
+
+
+@pytest.mark.django_db
+def test_paid_back_credit_comes_back_in_a_wallet_the_restricted_charge_may_use(project):
+    limit(project, 50)  # the whole customer's line
+    spend(project, "job", 20, wallets=["pro"])
+    deposit(project, 20, wallet="pro", now=T0 + HOUR)  # pays the 20 back
+
+    back = refund(project=project, transaction_id="job", refund_id="r1", actor="o", now=T0 + DAY)
+
+    [detail] = back.refund_details
+    assert (detail.wallet, detail.source, detail.amount) == ("pro", "refund", 20)
+    assert find_inconsistencies() == []
+
+
+@pytest.mark.django_db
+def test_credit_paid_back_on_two_lines_comes_back_in_one_account_listed_last(project):
+    account = grant(project, 5, wallet="pro")
+    limit(project, 10, wallet="pro")
+    limit(project, 10)
+    spend(project, "job", 25, wallets=["pro"])  # 5 credits, 10 on pro's line, 10 on the whole
+    deposit(project, 20, wallet="pro", now=T0 + HOUR)  # pays both lines back
+
+    back = refund(project=project, transaction_id="job", refund_id="r1", actor="o", now=T0 + DAY)
+    again = refund(project=project, transaction_id="job", refund_id="r1", actor="o", now=T0 + DAY)
+
+    assert [(d.account_id == account, d.wallet, d.amount) for d in back.refund_details] == [
+        (True, "pro", 5),
+        (False, "pro", 20),
+    ]
+    assert wire(render(again)) == {**wire(render(back)), "is_idempotent_replay": True}
+    assert find_inconsistencies() == []
+
+
+@pytest.mark.django_db
+def test_a_clawback_past_what_a_line_can_owe_is_refused_and_changes_nothing(project):
+    from credits_project.errors import DebtTooLarge
+
+    big = Decimal(10**12)
+    accounts = []
+    for n in range(10):
+        accounts.append(grant(project, big))
+        spend(project, f"d{n}", big)
+    for account in accounts[:9]:
+        end(project, account, void_id=f"v{account}", mode="clawback")
+    before = LedgerEntry.objects.count()
+
+    with pytest.raises(DebtTooLarge) as raised:
+        end(project, accounts[9], void_id="last", mode="clawback")
+
+    assert raised.value.details == {"debt": 10 * big, "maximum": 9 * big}
+    assert LedgerEntry.objects.count() == before
+    assert CreditAccount.objects.get(pk=accounts[9]).voided_at is None
+    assert find_inconsistencies() == []

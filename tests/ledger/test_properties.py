@@ -120,6 +120,8 @@ class Account:
     frozen: Decimal = ZERO
     expiry_recorded: bool = False
     voided_at: dt.datetime | None = None
+    clawed: Decimal = ZERO  # what a clawback void made debt again
+    clawback_undone: Decimal = ZERO  # of it, what refunds have paid back since
 
     @property
     def available(self) -> Decimal:
@@ -273,17 +275,13 @@ class LedgerMachine(RuleBasedStateMachine):
             key=Account.order,
         )
 
-    def usable_lines(
-        self, customer: str, wallets: list[str] | None, released: dict[int, Decimal] | None = None
-    ) -> list[tuple[Line, Decimal]]:
-        """The customer's lines a charge may draw on, in order, with their headroom (as if
-        `released` credits were no longer held on them)."""
-        released = released or {}
+    def usable_lines(self, customer: str, wallets: list[str] | None) -> list[tuple[Line, Decimal]]:
+        """The customer's lines a charge may draw on, in order, with their headroom."""
         usable = []
         for line in self.lines:
             if line.customer != customer or not line.takes(wallets):
                 continue
-            room = max(line.limit - line.debt - (line.frozen - released.get(id(line), ZERO)), ZERO)
+            room = line.headroom
             if room > 0:
                 usable.append((line, room))
         whole_first = wallets is None
@@ -301,16 +299,15 @@ class LedgerMachine(RuleBasedStateMachine):
         wallets: list[str] | None,
         amount: Decimal,
         label: Any,
-        released: dict[int, Decimal] | None = None,
     ) -> tuple[list[tuple[Account, Decimal]], list[tuple[Line, Decimal]]] | Refusal:
         """Where `amount` would come from (credits, then credit lines), or the
         insufficient-balance refusal."""
         accounts = self.spendable(customer, wallets)
-        lines = self.usable_lines(customer, wallets, released)
+        lines = self.usable_lines(customer, wallets)
         available = sum((a.available for a in accounts), ZERO) + sum((r for _, r in lines), ZERO)
         if available < amount:
             everywhere = sum((a.available for a in self.spendable(customer, None)), ZERO) + sum(
-                (r for _, r in self.usable_lines(customer, None, released)), ZERO
+                (r for _, r in self.usable_lines(customer, None)), ZERO
             )
             code = (
                 "insufficient_balance_in_selected_credit_types"
@@ -626,9 +623,9 @@ class LedgerMachine(RuleBasedStateMachine):
         overage: list[tuple[Account, Decimal]] = []
         overage_lines: list[tuple[Line, Decimal]] = []
         if remaining > 0:
-            released = {id(line): held for line, held in charge.line_holdings}
+            # Every hold is consumed, so it frees no headroom: the lines as they stand.
             plan = self.allocate(
-                charge.customer, charge.wallets, remaining, wallet_label(charge.wallets), released
+                charge.customer, charge.wallets, remaining, wallet_label(charge.wallets)
             )
             if isinstance(plan, Refusal):
                 # The freeze stays frozen. The contract names any overage shortfall plainly,
@@ -774,7 +771,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.assert_refused(response, error, Refusal("refund_exceeds_charge", details))
             return
         assert error is None, f"{error.code} {error.details}"
-        put_back, debt_reduced = [], ZERO
+        put_back, debt_reduced, paid_back = [], ZERO, ZERO
         skip, left = charge.refunded, wanted
         for target, drawn in reversed(charge.slices):
             earlier = min(skip, drawn)
@@ -785,28 +782,37 @@ class LedgerMachine(RuleBasedStateMachine):
             left -= part
             if isinstance(target, Account):
                 target.used -= part
-                self.returned_to(target, part)
+                undone = ZERO
+                line = self.line_of(target.customer, target.wallet)
+                if target.voided_at is not None and target.clawed and line is not None:
+                    undone = min(part, target.clawed - target.clawback_undone, line.debt)
+                    target.used += undone
+                    line.debt -= undone
+                    target.clawback_undone += undone
+                self.returned_to(target, part - undone)
                 put_back.append(target.detail(part))
             else:
                 reduced = min(part, target.debt)
                 target.debt -= reduced
                 debt_reduced += reduced
-                if part > reduced:  # paid back already: new credits in the line's wallet
-                    detail = response["refund_details"][len(put_back)]
-                    account = Account(
-                        pk=detail["account_id"],
-                        customer=charge.customer,
-                        wallet=target.wallet or "default",
-                        source="refund",
-                        total=part - reduced,
-                        starts_at=None,
-                        expires_at=None,
-                        seq=len(self.accounts),
-                    )
-                    self.accounts.append(account)
-                    put_back.append(account.detail(part - reduced))
+                paid_back += part - reduced
             if left <= 0:
                 break
+        if paid_back:  # drawn on credit and paid back since: granted again, in one account
+            first_line = next(t for t, _ in charge.slices if isinstance(t, Line))
+            wallet = first_line.wallet or (charge.wallets[0] if charge.wallets else "default")
+            account = Account(
+                pk=response["refund_details"][-1]["account_id"],
+                customer=charge.customer,
+                wallet=wallet,
+                source="refund",
+                total=paid_back,
+                starts_at=None,
+                expires_at=None,
+                seq=len(self.accounts),
+            )
+            self.accounts.append(account)
+            put_back.append(account.detail(paid_back))
         charge.refunded += wanted
         expected = {
             "transaction_id": transaction_id,
@@ -849,6 +855,7 @@ class LedgerMachine(RuleBasedStateMachine):
         voided = ZERO if account.expiry_recorded else account.available
         account.expiry_recorded, account.voided_at = True, self.now
         clawed = account.used if mode == "clawback" else ZERO
+        account.clawed = clawed
         entries = []
         if voided > 0:
             entries.append(
