@@ -18,12 +18,12 @@ from tests.server import ROOT, Service
 SERVICE_ENV = {"DATABASE_POOL_TIMEOUT_SECONDS": "1", "DATABASE_POOL_SIZE": "4"}
 
 
-def manage(database_url: str, *args: str) -> str:
+def manage(database_url: str, *args: str, env: dict[str, str] | None = None) -> str:
     """Runs `manage.py` with the service's settings on `database_url`; its standard output."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
+        env={**os.environ, "DATABASE_URL": database_url, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
