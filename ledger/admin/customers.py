@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from credits_project.errors import ServiceError
+from credits_project.replicas import reads_from_standby
 from customers.admin import CustomerAdmin
 from customers.models import Customer
 from ledger.admin.actions import (
@@ -152,7 +153,8 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
     """Everything the customer page shows about credits, in a fixed number of statements."""
     balance = customer_balance(customer.project, customer.external_id, at=now)
     current = {name: wallet.available for name, wallet in balance.wallets.items()}
-    history = console.available_history(customer, at=now, current=current)
+    with reads_from_standby():  # the chart: the customer's entries of 90 days
+        history = console.available_history(customer, at=now, current=current)
     freezes = console.open_freezes(customer)
     project = customer.project_id
     of_customer = urlencode(
