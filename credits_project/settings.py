@@ -116,9 +116,10 @@ else:
             # A request waits this long for a connection, then gets a retryable 503.
             "timeout": env.float("DATABASE_POOL_TIMEOUT_SECONDS", default=3.0),
             # A pool that cannot connect retries with a doubling delay (1, 2, 4, ... s) for this
-            # long, then gives up until a request waits for a connection again. psycopg's
-            # default (5 min) left writes down ~28 s after a 14 s failover (docs/scaling.md).
-            "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_SECONDS", default=2.0),
+            # long, then gives up until the next request that waits starts a new attempt: a
+            # new primary is found within about half a second. psycopg's default (5 min) left
+            # writes down 28 s after a failover that took 14 s (docs/scaling.md).
+            "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_SECONDS", default=0.5),
         }
     else:
         database.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
