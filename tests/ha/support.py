@@ -154,3 +154,12 @@ def longest_without_a_200(loads: list[ChargeLoad], since: float, until: float) -
     answered = sorted(a.started + a.seconds for a in attempts_of(loads) if a.status == 200)
     marks = [since, *(t for t in answered if since < t < until), until]
     return max(later - earlier for earlier, later in itertools.pairwise(marks))
+
+
+def statuses(loads: list[ChargeLoad]) -> dict:
+    """How many attempts got each status (None: the connection dropped)."""
+    counted: dict = {}
+    for load in loads:
+        for status, count in load.statuses().items():
+            counted[status] = counted.get(status, 0) + count
+    return counted

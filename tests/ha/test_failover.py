@@ -16,6 +16,7 @@ from tests.ha.support import (
     charges_through_a_fault,
     longest_without_a_200,
     services,
+    statuses,
     writes_back_after,
 )
 
@@ -39,7 +40,7 @@ def test_kill_9_of_the_primary_node_loses_and_repeats_no_acknowledged_charge(
     )  # fmt: skip
 
     back = writes_back_after(loads, killed)
-    print(f"writes back {back:.1f} s after the kill")
+    print(f"writes back {back:.1f} s after the kill; {statuses(loads)}")
     assert back < WRITES_BACK_WITHIN_SECONDS
     assert_only_retryable_503_envelopes(loads)
     acknowledged = assert_acknowledged_charges_are_the_ledgers(loads, url, project, CUSTOMER)
@@ -59,7 +60,7 @@ def test_a_planned_switchover_leaves_at_most_5_seconds_without_a_charge(formatio
     )
 
     gap = longest_without_a_200(loads, asked, loads[0].stop_sending)
-    print(f"longest stretch without a 200 across the switchover: {gap:.2f} s")
+    print(f"longest stretch without a 200 across the switchover: {gap:.2f} s; {statuses(loads)}")
     assert gap <= SWITCHOVER_GAP_SECONDS
     assert_only_retryable_503_envelopes(loads)
     assert_acknowledged_charges_are_the_ledgers(loads, url, project, CUSTOMER)

@@ -22,6 +22,7 @@ from tests.ha.support import (
     assert_only_retryable_503_envelopes,
     charges_through_a_fault,
     services,
+    statuses,
     writes_back_after,
 )
 from tests.server import ROOT, free_port
@@ -114,7 +115,7 @@ def test_pgbouncer_reaches_the_new_primary_after_a_kill_9_of_the_old_one(
     )  # fmt: skip
 
     back = writes_back_after(loads, killed)
-    print(f"writes back through pgbouncer {back:.1f} s after the kill")
+    print(f"writes back through pgbouncer {back:.1f} s after the kill; {statuses(loads)}")
     assert back < WRITES_BACK_WITHIN_SECONDS
     assert_only_retryable_503_envelopes(loads)
     url = formation.database_url()
