@@ -177,10 +177,14 @@ class Formation:
 
     def kill(self, name: str) -> None:
         """SIGKILL to the whole node: its pg_autoctl processes and its postgres processes.
-        (Killing postgres alone is no test: pg_autoctl starts it again.)"""
+        (Killing postgres alone is no test: pg_autoctl starts it again.) Returns once they are
+        all gone, reaped too, so that a restart finds no pid of theirs still alive."""
         node = self.nodes[name]
-        kill_tree(node.process.pid)
+        # postgres may have been started apart from pg_autoctl's tree: its postmaster names
+        # the node's folder on its command line.
+        killed = kill_tree(node.process.pid, *processes_naming(node.pgdata))
         node.process.wait(timeout=10)
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in killed), 30)
 
     def restart(self, name: str) -> None:
         node = self.nodes[name]
@@ -285,16 +289,20 @@ def wait_for(
     raise AssertionError(f"not reached within {timeout} s: {describe()}")
 
 
-def kill_tree(root: int) -> None:
-    """SIGKILL to `root` and every process descended from it, until none is left."""
+def kill_tree(*roots: int) -> set[int]:
+    """SIGKILL to each root and every process descended from them, until none is left;
+    returns the processes killed."""
+    killed: set[int] = set()
     for _ in range(20):
-        victims = descendants(root)
+        victims = [pid for root in roots for pid in descendants(root)]
         if not victims:
-            return
+            break
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        killed.update(victims)
         time.sleep(0.05)
+    return killed
 
 
 def processes_naming(folder: Path) -> list[int]:
