@@ -175,16 +175,19 @@ class Formation:
 
     # --- faults and operations -----------------------------------------------------------
 
-    def kill(self, name: str) -> None:
+    def kill(self, name: str) -> float:
         """SIGKILL to the whole node: its pg_autoctl processes and its postgres processes.
         (Killing postgres alone is no test: pg_autoctl starts it again.) Returns once they are
-        all gone, reaped too, so that a restart finds no pid of theirs still alive."""
+        all gone, reaped too, so that a restart finds no pid of theirs still alive; returns
+        the instant (`time.monotonic()`) every signal had been sent."""
         node = self.nodes[name]
         # postgres may have been started apart from pg_autoctl's tree: its postmaster names
         # the node's folder on its command line.
         killed = kill_tree(node.process.pid, *processes_naming(node.pgdata))
+        landed = time.monotonic()
         node.process.wait(timeout=10)
         wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in killed), 30)
+        return landed
 
     def restart(self, name: str) -> None:
         node = self.nodes[name]

@@ -52,11 +52,13 @@ def charges_through_a_fault(
     *,
     seconds: float,
     fault_after: float,
-    fault: Callable[[], None],
+    fault: Callable[[], float | None],
 ) -> tuple[list[ChargeLoad], float]:
     """Eight clients, split evenly over `instances`, charge `customer_id` for `seconds`;
     `fault` runs `fault_after` seconds in. Returns the loads, once their clients are done,
-    and the instant (`time.monotonic()`) the fault began; stops the instances."""
+    and the instant (`time.monotonic()`) the fault took effect: the one `fault` returns (a
+    kill's last signal: a charge sent a moment before may still be answered), else its
+    start. Stops the instances."""
     try:
         deposit(instances[0].base_url, key, customer_id, 10**6)
         per_instance = 8 // len(instances)
@@ -69,7 +71,7 @@ def charges_through_a_fault(
         ]  # fmt: skip
         time.sleep(fault_after)
         began = time.monotonic()
-        fault()
+        began = fault() or began
         for load in loads:
             load.wait()
     finally:
