@@ -87,6 +87,8 @@ SQLITE_URL = f"sqlite:///{DATA_DIR / 'credits.sqlite3'}"
 DATABASES = {"default": env.db_url_config(env.str("DATABASE_URL", default="") or SQLITE_URL)}
 EMBEDDED_DATABASE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if EMBEDDED_DATABASE:
+    if env.str("DATABASE_REPLICA_URL", default=""):
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL to be PostgreSQL")
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             # Writers queue on the database lock at BEGIN instead of failing mid-transaction
@@ -113,6 +115,11 @@ else:
             "max_size": pool_size,
             # A request waits this long for a connection, then gets a retryable 503.
             "timeout": env.float("DATABASE_POOL_TIMEOUT_SECONDS", default=3.0),
+            # A pool that cannot connect retries with a doubling delay (1, 2, 4, ... s) for this
+            # long, then gives up until the next request that waits starts a new attempt: a
+            # new primary is found within about half a second. psycopg's default (5 min) left
+            # writes down 28 s after a failover that took 14 s (docs/scaling.md).
+            "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_SECONDS", default=0.5),
         }
     else:
         database.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
@@ -135,6 +142,27 @@ else:
         # Parameters bound by the server, and a statement run a few times on a connection kept
         # prepared there: the hot path's statements are then planned once per connection.
         options.update({"server_side_binding": True, "prepare_threshold": 2})
+    # Standbys for the reads that may lag behind the primary (credits_project/replicas.py), on
+    # the same terms as the primary: its pool, its prepared statements. The URL may list
+    # several standbys with `target_session_attrs=prefer-standby`.
+    REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+    if REPLICA_URL:
+        replica = env.db_url_config(REPLICA_URL)
+        replica.setdefault("OPTIONS", {}).update(
+            {
+                k: v
+                for k, v in options.items()
+                if k in ("pool", "server_side_binding", "prepare_threshold")
+            }
+        )
+        replica["CONN_MAX_AGE"] = database["CONN_MAX_AGE"]
+        replica["CONN_HEALTH_CHECKS"] = database["CONN_HEALTH_CHECKS"]
+        replica["TEST"] = {"MIRROR": "default"}
+        DATABASES["replica"] = replica
+        DATABASE_ROUTERS = ["credits_project.replicas.StandbyRouter"]
+# How long a read on a standby waits for it to replay the primary's latest commits before it
+# reads the primary instead.
+DATABASE_REPLICA_WAIT_SECONDS = env.float("DATABASE_REPLICA_WAIT_SECONDS", default=0.1)
 
 
 def _create_private(path: Path) -> None:

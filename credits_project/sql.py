@@ -15,9 +15,11 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
+
+from credits_project.replicas import alias_for_reads
 
 M = TypeVar("M", bound=Model)
 
@@ -74,8 +76,9 @@ def _column_list(columns: tuple[str, ...], alias: str | None) -> str:
 
 
 def database() -> BaseDatabaseWrapper:
-    """This thread's connection to the default database."""
-    return connections[DEFAULT_DB_ALIAS]
+    """This thread's connection for the statement at hand: the primary's, or a standby's in
+    a `credits_project.replicas.reads_from_standby()` block outside any transaction."""
+    return connections[alias_for_reads()]
 
 
 def fetch(sql: str, params: Sequence[Any] = ()) -> list[tuple]:

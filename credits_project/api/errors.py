@@ -23,6 +23,10 @@ from credits_project.json import dumps
 
 logger = logging.getLogger("credits.api")
 
+# SQLSTATE of a write in a read-only transaction: the connection reached a standby (one being
+# promoted, or a URL that leads to one). As retryable as a database that does not answer.
+READ_ONLY_SQL_TRANSACTION = "25006"
+
 
 def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
@@ -73,11 +77,19 @@ def as_service_error(exc: BaseException, request: HttpRequest) -> ServiceError:
         case OperationalError() | InterfaceError():
             logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
             return ServiceUnavailable()
+        case DatabaseError() if sqlstate_of(exc) == READ_ONLY_SQL_TRANSACTION:
+            logger.warning("read-only database on %s %s: %s", request.method, request.path, exc)
+            return ServiceUnavailable()
     if isinstance(exc, DatabaseError):
         logger.exception("database error on %s %s", request.method, request.path)
     else:
         logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return ServerError()
+
+
+def sqlstate_of(exc: DatabaseError) -> str | None:
+    """The SQLSTATE of the driver's error that Django's error wraps, if any."""
+    return getattr(exc.__cause__, "sqlstate", None)
 
 
 def exception_handler(exc: Exception, context: dict) -> HttpResponse:

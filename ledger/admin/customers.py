@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from credits_project.errors import ServiceError
+from credits_project.replicas import reads_from_standby
 from customers.admin import CustomerAdmin
 from customers.models import Customer
 from ledger.admin.actions import (
@@ -158,7 +159,8 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
     current = {
         name: wallet.available - headroom.get(name, 0) for name, wallet in balance.wallets.items()
     }
-    history = console.available_history(customer, at=now, current=current)
+    with reads_from_standby():  # the chart: the customer's entries of 90 days
+        history = console.available_history(customer, at=now, current=current)
     freezes = console.open_freezes(customer)
     project = customer.project_id
     of_customer = urlencode(

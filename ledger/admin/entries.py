@@ -9,6 +9,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 
 from credits_project.json import format_datetime, format_decimal
+from credits_project.replicas import reads_from_standby, streamed_from_standby
 from ledger.admin.display import ReadOnlyAdmin, amount_column, utc_column
 from ledger.admin.filters import (
     ActorFilter,
@@ -98,6 +99,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         )
         return [export, *super().get_urls()]
 
+    @reads_from_standby()
     def export_csv(self, request: HttpRequest) -> StreamingHttpResponse:
         """The list as filtered on screen, every page of it, as CSV written while it is read."""
         if not self.has_view_permission(request):
@@ -125,6 +127,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                     ]
                 )
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            streamed_from_standby(rows()), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
         return response

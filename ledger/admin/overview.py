@@ -6,11 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from credits_project.replicas import reads_from_standby
 from customers.models import Project
 from ledger.admin.charts import bar_chart, line_chart
 from ledger.selectors.console import project_overview
 
 
+@reads_from_standby()
 def overview_view(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("ledger.view_ledgerentry"):
         raise PermissionDenied

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
+from credits_project.replicas import reads_from_standby
 from customers.models import Project
 from ledger import selectors, services
 from ledger.api import queries
@@ -107,7 +108,9 @@ class CustomersViewSet(ApiViewSet):
         as_of = queries.parse_as_of(request.query_params)
         if as_of is None:
             return Response(render(selectors.customer_balance(self.project, customer_id)))
-        return Response(render(selectors.customer_balance_as_of(self.project, customer_id, as_of)))
+        with reads_from_standby():
+            balance = selectors.customer_balance_as_of(self.project, customer_id, as_of)
+        return Response(render(balance))
 
     @extend_schema(
         operation_id="get_customer_ledger",
@@ -131,6 +134,7 @@ class CustomersViewSet(ApiViewSet):
         responses=responses(LedgerPage, READ_ERRORS),
         tags=["customers"],
     )
+    @reads_from_standby()
     def ledger(self, request: Request, customer_id: str) -> Response:
         params = queries.ledger_params(request.query_params)
         query = selectors.LedgerQuery(

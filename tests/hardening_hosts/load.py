@@ -40,6 +40,7 @@ class ChargeLoad:
     seconds: float = 6.0
     max_charges_per_client: int = 2_000
     request_timeout: float = 10.0
+    id_prefix: str = ""  # tells apart the transaction ids of loads run side by side
     attempts: list[Attempt] = field(default_factory=list)
     unanswered: list[str] = field(default_factory=list)
     failures: list[BaseException] = field(default_factory=list)
@@ -75,7 +76,7 @@ class ChargeLoad:
                 for n in range(self.max_charges_per_client):
                     if time.monotonic() >= self.stop_sending:
                         return
-                    self._charge(client, f"c{number}-{n}")
+                    self._charge(client, f"{self.id_prefix}c{number}-{n}")
         except BaseException as exc:  # reported by wait(): a thread must not fail silently
             self.failures.append(exc)
 
