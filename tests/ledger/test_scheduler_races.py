@@ -151,7 +151,7 @@ def test_two_schedulers_expire_hundreds_of_customers_while_clients_release_freez
     unfreeze freezes on those very accounts: every expiry is recorded once, both schedulers
     outlive it, and the ledger replays to the accounts."""
     now = timezone.now()
-    expires_at = now + dt.timedelta(seconds=3)
+    expires_at = now + dt.timedelta(seconds=5)
     accounts = {}
     for n in range(CUSTOMERS):
         customer_id = f"c{n}"
@@ -164,6 +164,7 @@ def test_two_schedulers_expire_hundreds_of_customers_while_clients_release_freez
             transaction_id=f"job-{n}",
             amount=Decimal(4),
             actor=ACTOR,
+            now=now,  # before the expiry, however long setting up takes
         )
     schedulers = [scheduler(), scheduler()]
     failures: list[BaseException] = []
