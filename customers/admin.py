@@ -36,11 +36,18 @@ class ApiKeyAdmin(APIKeyModelAdmin):
             obj.revoked_at = timezone.now()
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Revoke selected API keys")
+    # Revoking changes a key: only who may change keys is offered (and may run) the action.
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_selected(self, request, queryset):
+        """Revoke each key at once, each written to the admin history with who revoked it."""
+        revoked = 0
         for api_key in queryset:
+            if api_key.revoked:
+                continue
             api_key.revoke()
-        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+            self.log_change(request, api_key, "Revoked the API key.")
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).")
 
 
 @admin.register(Customer)
