@@ -92,6 +92,23 @@ class DepositRequestSerializer(RequestSerializer):
         return data
 
 
+class CustomerProfileSerializer(RequestSerializer):
+    """A customer's profile as a deposit sets it: what the console's customer form saves too,
+    so that every stored profile is one the API can render."""
+
+    name = TextField(max_length=255)
+    email = EmailField()
+    metadata = MetadataField()
+
+
+class ProjectNoticesSerializer(RequestSerializer):
+    """A project's webhook notice settings, as the console edits them: the threshold an amount
+    the API would take (or none), the wallet a wallet name (or none, all wallets)."""
+
+    low_balance_threshold = AmountField(optional=True)
+    low_balance_wallet = TextField(min_length=1, max_length=64)
+
+
 class DeductRequestSerializer(RequestSerializer):
     customer_id = IdField(missing_error=CustomerIdRequired)
     transaction_id = IdField(missing_error=TransactionIdRequired)
