@@ -70,7 +70,8 @@ class DepositRequestSerializer(RequestSerializer):
     expires_at = InstantField(error=InvalidExpiresAt)
     idempotency_key = IdField(
         help_text="Always send one: clients retry, and a deposit without a key is not "
-        "idempotent. Also read from the `Idempotency-Key` header; the body wins."
+        "idempotent. Also read from the `Idempotency-Key` header; sending both with different "
+        "values is `idempotency_key_conflict`."
     )
     name = TextField(max_length=255)
     email = EmailField()
