@@ -110,6 +110,17 @@ class InvalidCreditTypes(FieldError):
     message = "credit_types must be a non-empty list of wallet names, or wallet a wallet name"
 
 
+class IdempotencyKeyConflict(FieldError):
+    """A deposit sent two different idempotency keys, in its body and its `Idempotency-Key`
+    header: which one the client retries with cannot be known, so neither is taken."""
+
+    code = "idempotency_key_conflict"
+    message = "the idempotency_key field and the Idempotency-Key header differ"
+
+    def __init__(self) -> None:
+        super().__init__("idempotency_key")
+
+
 class InvalidBusinessType(FieldError):
     code = "invalid_business_type"
     message = "business_type is not one of the known values"

@@ -293,6 +293,10 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.
 WEBHOOK_RETRY_HOURS = env.float("WEBHOOK_RETRY_HOURS", default=24.0)
 WEBHOOK_WORKERS = env.int("WEBHOOK_WORKERS", default=8)
 WEBHOOK_DELIVERIES_PER_TASK = env.int("WEBHOOK_DELIVERIES_PER_TASK", default=100)
+# Webhooks go only to public addresses: loopback, private, link-local, multicast, reserved and
+# unspecified ones are refused, on every address a name resolves to, when the connection is
+# made (ledger/webhooks/addresses.py). True lifts the rule, for development and tests.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["customers.authentication.ApiKeyAuthentication"],

@@ -44,6 +44,10 @@ ERRORS = {
         "bad_request",
         "credit_types must be a non-empty list of wallet names, or wallet a wallet name",
     ),
+    "idempotency_key_conflict": (
+        "bad_request",
+        "the idempotency_key field and the Idempotency-Key header differ",
+    ),
     "invalid_business_type": ("bad_request", "business_type is not one of the known values"),
     "invalid_metadata": ("bad_request", "metadata must be a JSON object of at most 16384 bytes"),
     "invalid_limit": ("bad_request", "limit must be an integer from 1 to 100"),

@@ -16,9 +16,10 @@ from django import forms
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from credits_project.errors import FieldError, InvalidAmount, InvalidCreditLimit, ServiceError
+from credits_project.errors import InvalidAmount, InvalidCreditLimit, ServiceError
 from customers.models import Customer
 from ledger import services
+from ledger.contract.forms import add_contract_error
 from ledger.contract.requests import (
     ConsumeRequestSerializer,
     CreditLimitRequestSerializer,
@@ -75,12 +76,8 @@ class ActionForm(forms.Form):
             return data
         try:
             self.request = self.parse(data)
-        except FieldError as error:
-            field = error.details["field"]
-            field = self.api_fields.get(field, field)
-            self.add_error(field if field in self.fields else None, error.message)
         except ServiceError as error:
-            self.add_error(None, error.message)
+            add_contract_error(self, error, self.api_fields)
         return data
 
     def parse(self, data: dict[str, Any]) -> dict[str, Any]:

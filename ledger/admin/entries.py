@@ -1,6 +1,5 @@
 """The ledger list: filters an operator asks for, and the filtered list as CSV, streamed."""
 
-import csv
 from collections.abc import Iterator
 
 from django.contrib import admin
@@ -10,6 +9,7 @@ from django.urls import path
 
 from credits_project.json import format_datetime, format_decimal
 from credits_project.replicas import reads_from_standby, streamed_from_standby
+from credits_project.spreadsheet import SafeWriter
 from ledger.admin.display import ReadOnlyAdmin, amount_column, utc_column
 from ledger.admin.filters import (
     ActorFilter,
@@ -37,7 +37,7 @@ CSV_COLUMNS = [
 
 
 class Echo:
-    """A file that hands back what is written to it, for `csv.writer` to stream through."""
+    """A file that hands back what is written to it, for a CSV writer to stream through."""
 
     def write(self, value: str) -> str:
         return value
@@ -105,7 +105,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         entries = self.get_changelist_instance(request).get_queryset(request)
-        writer = csv.writer(Echo())
+        writer = SafeWriter(Echo())
 
         def rows() -> Iterator[str]:
             yield writer.writerow(CSV_COLUMNS)

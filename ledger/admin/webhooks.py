@@ -3,24 +3,45 @@ their status, attempts, last error and response code, and a re-send action."""
 
 import datetime as dt
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db import models
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ledger.webhooks.addresses import RefusedAddress, check_endpoint_url
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    """Refuses an endpoint at an address webhooks are not sent to (`addresses`), up front."""
+
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["project", "url", "event_types", "enabled", "description"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            check_endpoint_url(url)
+        except RefusedAddress as refused:
+            raise forms.ValidationError(
+                f"Refused address: {refused}. Webhooks go to public addresses only."
+            ) from None
+        return url
 
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
     list_display = ["id", "project", "url", "event_types", "enabled", "created_at"]
     list_filter = ["enabled", "project"]
     search_fields = ["url"]
     list_select_related = ["project"]
     readonly_fields = ["secret", "created_at"]
     fields = ["project", "url", "event_types", "enabled", "description", "secret", "created_at"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(WebhookDelivery)

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
+from credits_project.errors import IdempotencyKeyConflict
 from credits_project.replicas import reads_from_standby
 from customers.models import Project
 from ledger import selectors, services
@@ -76,11 +77,12 @@ class CustomersViewSet(ApiViewSet):
         data = r.DepositRequestSerializer.parse(request.data)
         header_key = None
         if "Idempotency-Key" in request.headers:
-            # Checked even when the body's key wins: a malformed header is bad input too. The
-            # body's field validates it, so its errors name `idempotency_key`.
+            # The body's field validates it, so its errors name `idempotency_key`.
             key_field = r.DepositRequestSerializer().fields["idempotency_key"]
             header_key = key_field.run_validation(request.headers["Idempotency-Key"])
         key = data.pop("idempotency_key") or header_key
+        if header_key is not None and key != header_key:
+            raise IdempotencyKeyConflict()
         given = {field: data.pop(field) for field in ("name", "email", "metadata")}
         profile = services.Profile(**{k: v for k, v in given.items() if v is not None})
         result = services.deposit(

@@ -70,7 +70,8 @@ class DepositRequestSerializer(RequestSerializer):
     expires_at = InstantField(error=InvalidExpiresAt)
     idempotency_key = IdField(
         help_text="Always send one: clients retry, and a deposit without a key is not "
-        "idempotent. Also read from the `Idempotency-Key` header; the body wins."
+        "idempotent. Also read from the `Idempotency-Key` header; sending both with different "
+        "values is `idempotency_key_conflict`."
     )
     name = TextField(max_length=255)
     email = EmailField()
@@ -90,6 +91,23 @@ class DepositRequestSerializer(RequestSerializer):
         if starts_at and expires_at and expires_at <= starts_at:
             raise InvalidDatetimeRange("expires_at")
         return data
+
+
+class CustomerProfileSerializer(RequestSerializer):
+    """A customer's profile as a deposit sets it: what the console's customer form saves too,
+    so that every stored profile is one the API can render."""
+
+    name = TextField(max_length=255)
+    email = EmailField()
+    metadata = MetadataField()
+
+
+class ProjectNoticesSerializer(RequestSerializer):
+    """A project's webhook notice settings, as the console edits them: the threshold an amount
+    the API would take (or none), the wallet a wallet name (or none, all wallets)."""
+
+    low_balance_threshold = AmountField(optional=True)
+    low_balance_wallet = TextField(min_length=1, max_length=64)
 
 
 class DeductRequestSerializer(RequestSerializer):

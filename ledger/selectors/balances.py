@@ -61,6 +61,12 @@ def customer_with_open_accounts(
     return CUSTOMER.load_row(rows[0]), accounts
 
 
+def renderable_metadata(stored: object) -> dict:
+    """The stored metadata when it is what the API takes (an object), else none: a value the
+    API never writes (put there by hand, or by an older console) must not fail the read."""
+    return stored if isinstance(stored, dict) else {}
+
+
 def summarize(
     customer: Customer,
     open_accounts: list[CreditAccount],
@@ -98,7 +104,7 @@ def summarize(
         id=customer.external_id,
         name=customer.name,
         email=customer.email,
-        metadata=customer.metadata,
+        metadata=renderable_metadata(customer.metadata),
         created_at=customer.created_at,
         balance=balance,
         accounts=[

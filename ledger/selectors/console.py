@@ -2,8 +2,8 @@
 
 Every read here costs a fixed number of statements however many accounts or entries the
 customer has: sums are grouped in the database, lists are cut to a page. Sums of micro-credit
-integers are exact on both databases (PostgreSQL sums `bigint` as `numeric`; SQLite would only
-fail past 9.2 * 10^12 credits in one group, beyond any real balance).
+integers are `CreditSum`s, exact on both databases however large: SQLite's own SUM fails past
+2^63 micro-credits (9.2 * 10^12 credits, ten deposits of the largest amount).
 """
 
 import datetime as dt
@@ -23,7 +23,6 @@ from django.db.models import (
     OuterRef,
     QuerySet,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -42,7 +41,7 @@ from ledger.models import (
     Validity,
 )
 from ledger.models.accounts import CONSUMPTION_ORDER, validity_case
-from ledger.money import ZERO, CreditAmountField, from_micros
+from ledger.money import ZERO, CreditAmountField, CreditSum, from_micros, sum_function
 
 ACCOUNTS_SHOWN = 50
 FREEZES_SHOWN = 50
@@ -91,7 +90,6 @@ def wallet_breakdown(customer: Customer, *, at: dt.datetime) -> Breakdown:
 
     The totals count the active rows only, which makes them the balance the API answers.
     """
-    amount = CreditAmountField()
     grouped = (
         CreditAccount.objects.filter(customer=customer)
         .annotate(status=validity_case(at))
@@ -101,9 +99,9 @@ def wallet_breakdown(customer: Customer, *, at: dt.datetime) -> Breakdown:
             first_start=Min("starts_at"),
             first_expiry=Min("expires_at"),
             last_expiry=Max("expires_at"),
-            sum_total=Sum("total", output_field=amount),
-            sum_used=Sum("used", output_field=amount),
-            sum_frozen=Sum("frozen", output_field=amount),
+            sum_total=CreditSum("total"),
+            sum_used=CreditSum("used"),
+            sum_frozen=CreditSum("frozen"),
         )
     )
     order = {Validity.ACTIVE: 0, Validity.PENDING: 1, Validity.EXPIRED: 2}
@@ -252,7 +250,6 @@ def available_history(
     expired, and a consume takes from available only what its freeze did not already hold.
     """
     since = (at - dt.timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    amount = CreditAmountField()
     changes: dict[tuple[str, dt.date], Decimal] = defaultdict(Decimal)
 
     starts = Case(
@@ -266,7 +263,7 @@ def available_history(
         .filter(effective__gt=since, effective__lte=at)
         .annotate(day=TruncDate("effective"))
         .values("wallet", "day")
-        .annotate(amount=Sum("total", output_field=amount))
+        .annotate(amount=CreditSum("total"))
     )
     for row in grants:
         changes[row["wallet"], row["day"]] += row["amount"]
@@ -305,7 +302,7 @@ def daily_available_changes(
         else "date(c.created_at)"
     )
     rows = fetch(
-        f"SELECT a.wallet, {day}, SUM(CASE "
+        f"SELECT a.wallet, {day}, {sum_function(connection.vendor)}(CASE "
         "WHEN c.operation_type IN ('UNFREEZE', 'REFUND') THEN c.amount "
         "WHEN c.operation_type = 'CONSUME' AND f.amount IS NOT NULL THEN "
         "CASE WHEN f.amount < c.amount THEN f.amount - c.amount ELSE 0 END "
@@ -334,7 +331,7 @@ def available_subquery(at: dt.datetime) -> Subquery:
         .with_credits_left()
         .active_at(at)
         .values("customer")
-        .annotate(available=Sum(F("total") - F("used") - F("frozen")))
+        .annotate(available=CreditSum(F("total") - F("used") - F("frozen")))
         .values("available"),
         output_field=CreditAmountField(),
     )
@@ -366,11 +363,10 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
     """The project's credits at a glance: what is outstanding and soon expiring, what is
     frozen, what was granted and consumed per day, who consumes most, what expired unused."""
     at = at or timezone.now()
-    amount = CreditAmountField()
     open_active = (
         CreditAccount.objects.filter(customer__project=project).with_credits_left().active_at(at)
     )
-    left = Sum(F("total") - F("used") - F("frozen"), output_field=amount)
+    left = CreditSum(F("total") - F("used") - F("frozen"))
     outstanding = [
         (row["wallet"], row["left"])
         for row in open_active.values("wallet").annotate(left=left).order_by("wallet")
@@ -380,9 +376,7 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
     )
     freezes = Transaction.objects.filter(
         project=project, kind=Transaction.Kind.FREEZE, state=Transaction.State.FROZEN
-    ).aggregate(
-        count=Count("id"), total=Sum("amount", output_field=amount), oldest=Min("created_at")
-    )
+    ).aggregate(count=Count("id"), total=CreditSum("amount"), oldest=Min("created_at"))
 
     since = (at - dt.timedelta(days=CHART_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     entries = LedgerEntry.objects.filter(customer__project=project, created_at__gt=since)
@@ -391,7 +385,7 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
         entries.filter(operation_type__in=list(daily))
         .annotate(day=TruncDate("created_at"))
         .values("operation_type", "day")
-        .annotate(amount=Sum("amount", output_field=amount))
+        .annotate(amount=CreditSum("amount"))
     ):
         daily[row["operation_type"]][row["day"]] = row["amount"]
     days = [since.date() + dt.timedelta(days=n) for n in range((at.date() - since.date()).days)]
@@ -400,7 +394,7 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
     top = (
         entries.filter(operation_type=OperationType.CONSUME)
         .values("customer__external_id")
-        .annotate(amount=Sum("amount", output_field=amount))
+        .annotate(amount=CreditSum("amount"))
         .order_by("-amount", "customer__external_id")[:10]
     )
     year_ago = (at - dt.timedelta(days=365)).replace(day=1, hour=0, minute=0, second=0)
@@ -412,7 +406,7 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
         )
         .annotate(month=TruncMonth("created_at"))
         .values("month")
-        .annotate(amount=Sum("amount", output_field=amount))
+        .annotate(amount=CreditSum("amount"))
         .order_by("month")
     )
     return Overview(
@@ -447,15 +441,14 @@ def debts_by_wallet(project: Project) -> list[tuple[str, Decimal, int]]:
     return [(wallet, total, count) for wallet, (total, count) in sorted(owed.items())]
 
 
-def left_by(deadline: dt.datetime) -> Sum:
+def left_by(deadline: dt.datetime) -> CreditSum:
     """Credits left on the accounts that expire by `deadline`."""
-    return Sum(
+    return CreditSum(
         Case(
             When(expires_at__lte=deadline, then=F("total") - F("used") - F("frozen")),
             default=Value(0),
             output_field=IntegerField(),
-        ),
-        output_field=CreditAmountField(),
+        )
     )
 
 

@@ -7,6 +7,8 @@
   events reach an endpoint in order. The lease outlives the request's timeout; a scheduler
   killed mid-send leaves a lease that runs out, and the delivery is sent again (at least once:
   receivers deduplicate by the `webhook-id` header, the event id).
+* Each attempt goes only to an address `addresses` allows, and gets a whole answer within
+  `WEBHOOK_TIMEOUT_SECONDS` or fails; an endpoint at a refused address fails at once.
 * A failed attempt (no 2xx answer within the timeout) is retried with exponential backoff
   until `give_up_at` (24 hours after fan-out by default), then the delivery is failed.
 * `Dispatcher` sends each endpoint's deliveries in a task of its own on a bounded thread pool,
@@ -18,11 +20,12 @@ import datetime as dt
 import http.client
 import logging
 import secrets
-import urllib.error
-import urllib.request
+import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -32,6 +35,11 @@ from standardwebhooks import Webhook
 
 from credits_project.json import dumps
 from credits_project.sql import Columns, database, fetch, instant
+from ledger.webhooks.addresses import (
+    CheckedHTTPConnection,
+    CheckedHTTPSConnection,
+    RefusedAddress,
+)
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 logger = logging.getLogger("credits.webhooks")
@@ -152,49 +160,68 @@ def lease_seconds() -> float:
     return settings.WEBHOOK_TIMEOUT_SECONDS + settings.WEBHOOK_LEASE_MARGIN_SECONDS
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer that is not 2xx: the endpoint's URL is the one to fix."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-# Straight to the endpoint: no proxy from the environment, no redirects followed.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
-
-
-def signed_request(claim: Claim) -> urllib.request.Request:
-    """The POST of the event's payload with the Standard Webhooks headers. The signature's
-    timestamp is the real clock's, whatever `now` the scheduler was given: receivers check
-    that it is recent."""
-    body = dumps(claim.payload)
+def signed_headers(claim: Claim, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers of the event's payload. The signature's timestamp is the
+    real clock's, whatever `now` the scheduler was given: receivers check that it is recent."""
     sent_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    return urllib.request.Request(
-        iri_to_uri(claim.url),  # an address with non-ASCII characters, percent-encoded
-        data=body.encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "credits-webhooks",
-            "webhook-id": claim.event_id,
-            "webhook-timestamp": str(int(sent_at.timestamp())),
-            "webhook-signature": Webhook(claim.secret).sign(claim.event_id, sent_at, body),
-        },
-    )
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "credits-webhooks",
+        "webhook-id": claim.event_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": Webhook(claim.secret).sign(claim.event_id, sent_at, body),
+    }
 
 
-def send(claim: Claim) -> tuple[int | None, str]:
-    """POST the delivery. Returns the response's status (None when none came) and, unless it
-    is a 2xx, what went wrong."""
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt got: the response's status (None when none came), what went wrong
+    unless it is a 2xx, and whether trying again is pointless (a refused address)."""
+
+    status: int | None
+    error: str = ""
+    final: bool = False
+
+
+def send(claim: Claim) -> Outcome:
+    """POST the delivery, straight to the endpoint: no proxy, no redirect followed (a redirect
+    is an answer that is not 2xx: the endpoint's URL is the one to fix), only to addresses
+    the rule allows (`addresses`), and all of it within `WEBHOOK_TIMEOUT_SECONDS`."""
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    body = dumps(claim.payload)
     try:
-        with _opener.open(signed_request(claim), timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as r:
-            r.read(RESPONSE_BYTES)
-            return r.status, ""
-    except urllib.error.HTTPError as error:
-        return error.code, f"HTTP {error.code} {error.reason}"[:ERROR_CHARS]
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        return None, f"{type(error).__name__}: {reason}"[:ERROR_CHARS]
+        parts = urlsplit(iri_to_uri(claim.url))  # non-ASCII characters, percent-encoded
+        https = parts.scheme == "https"
+        connection_class = CheckedHTTPSConnection if https else CheckedHTTPConnection
+        conn = connection_class(
+            parts.hostname or "",
+            parts.port or (443 if https else 80),
+            timeout=timeout,
+            deadline=time.monotonic() + timeout,
+        )
+    except ValueError as error:  # a port out of range
+        return Outcome(None, f"ValueError: {error}"[:ERROR_CHARS])
+    watchdog = threading.Timer(timeout, conn.cut)
+    watchdog.start()
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", target, body=body.encode(), headers=signed_headers(claim, body))
+        response = conn.getresponse()
+        response.read(RESPONSE_BYTES)
+        if conn.cut_off:  # what was read so far, and then an end cut short
+            return Outcome(None, f"no complete answer within {timeout:g} seconds")
+        if 200 <= response.status < 300:
+            return Outcome(response.status)
+        return Outcome(response.status, f"HTTP {response.status} {response.reason}"[:ERROR_CHARS])
+    except RefusedAddress as error:
+        return Outcome(None, f"refused address: {error}"[:ERROR_CHARS], final=True)
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        if conn.cut_off:
+            return Outcome(None, f"no complete answer within {timeout:g} seconds")
+        return Outcome(None, f"{type(error).__name__}: {error}"[:ERROR_CHARS])
+    finally:
+        watchdog.cancel()
+        conn.close()
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -203,9 +230,10 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(seconds, settings.WEBHOOK_RETRY_MAX_SECONDS))
 
 
-def record(claim: Claim, status: int | None, error: str, now: dt.datetime) -> bool:
+def record(claim: Claim, outcome: Outcome, now: dt.datetime) -> bool:
     """Write the attempt's outcome, unless the lease was lost meanwhile (another sender took
-    the delivery over). Returns whether the endpoint took it."""
+    the delivery over). Returns whether the endpoint took it. A final failure is not retried."""
+    status, error = outcome.status, outcome.error
     delivery = claim.delivery
     attempts = delivery.attempts + 1
     delivered = status is not None and 200 <= status < 300
@@ -224,7 +252,7 @@ def record(claim: Claim, status: int | None, error: str, now: dt.datetime) -> bo
     else:
         retry_at = now + backoff(attempts)
         fields["last_error"] = error
-        if retry_at > delivery.give_up_at:
+        if outcome.final or retry_at > delivery.give_up_at:
             fields["status"] = WebhookDelivery.Status.FAILED
         else:
             fields["next_attempt_at"] = retry_at
@@ -243,8 +271,7 @@ def deliver_endpoint(endpoint_pk: int, *, now: dt.datetime | None = None) -> int
         claim = claim_next(endpoint_pk, now or timezone.now())
         if claim is None:
             break
-        status, error = send(claim)
-        if not record(claim, status, error, now or timezone.now()):
+        if not record(claim, send(claim), now or timezone.now()):
             break
         delivered += 1
     return delivered

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -16,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from credits_project.spreadsheet import safe_cell
 from customers.models import Customer
 from ledger import services
 from ledger.models import CreditAccount, LedgerEntry, OperationType, OperatorAction
@@ -362,6 +364,53 @@ def test_the_ledger_list_filters_and_exports_the_filtered_list_as_csv(operator_c
         ("CONSUME", "0.5", "promo"),
         ("GRANT", "120", "promo"),
     ]
+
+
+HOSTILE = ["=cmd|' /C calc'!A0", "+SUM(1,2)", '=HYPERLINK("http://x","y")', "@SUM(1)", "-2+3"]
+
+
+def test_the_csv_export_writes_no_cell_a_spreadsheet_would_run(operator_client, project):
+    for index, text in enumerate([*HOSTILE, "\tTAB", "\rCR"]):
+        deposit(
+            project,
+            "1",
+            customer_id=text,
+            wallet=text[:64],
+            description=text,
+            idempotency_key=text,
+            now=timezone.now() + index * dt.timedelta(microseconds=1),
+        )
+
+    export = operator_client.get(reverse("admin:ledger_ledgerentry_export"))
+
+    text = b"".join(export.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == 7
+    cells = [r[c] for r in rows for c in ("customer_id", "wallet", "transaction_id", "description")]
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells), cells
+    written = {r["customer_id"] for r in rows}
+    assert written == {"'" + t for t in [*HOSTILE, "\tTAB", "\rCR"]}
+    assert {r["amount"] for r in rows} == {"1"}
+
+
+def test_a_plain_number_is_left_a_number_and_only_the_safe_writer_writes_csv():
+    assert [safe_cell(v) for v in ("-12.5", "-3", "12", "", None, 7, "a=b")] == [
+        "-12.5",
+        "-3",
+        "12",
+        "",
+        "",
+        "7",
+        "a=b",
+    ]
+    sources = Path(__file__).resolve().parents[2]
+    writers = [
+        str(path.relative_to(sources))
+        for package in ("credits_project", "customers", "ledger")
+        for path in (sources / package).rglob("*.py")
+        if re.search(r"csv\.(writer|DictWriter)\(", path.read_text())
+    ]
+    assert writers == ["credits_project/spreadsheet.py"]
 
 
 def test_the_overview_sums_a_project(operator_client, project):

@@ -6,10 +6,11 @@ from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
+from django.db.models import JSONField, Value
 from django.test import Client
 from django.utils import timezone
 
-from customers.models import Project
+from customers.models import Customer, Project
 from ledger import services
 from ledger.models import CreditAccount
 from tests.support import deposit
@@ -296,3 +297,23 @@ def test_another_projects_key_gets_not_found_over_http(http, service, make_key):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "customer_not_found"
+
+
+@pytest.mark.parametrize("stored", [[1, 2, 3], "str", 42, None, True])
+def test_a_stored_profile_the_api_would_refuse_reads_as_200_with_empty_metadata(
+    api, project, stored
+):
+    deposit(project, 10, customer_id="c1")
+    Customer.objects.filter(external_id="c1").update(
+        metadata=Value(stored, JSONField()), email="not-an-email"
+    )
+
+    response = api.get("/v1/customers/c1")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["metadata"], body["email"], body["balance"]["available"]) == (
+        {},
+        "not-an-email",
+        10,
+    )

@@ -574,22 +574,29 @@ def test_idempotency_key_is_read_from_the_header_when_the_body_has_none(api):
     assert LedgerEntry.objects.get().transaction_id == "hdr-1"
 
 
-def test_idempotency_key_in_the_body_wins_over_the_header(api):
-    post(
+def test_an_idempotency_key_in_the_body_other_than_the_header_is_refused_and_stores_nothing(
+    api,
+):
+    response = post(
         api,
         {"customer_id": "c1", "amount": 10, "idempotency_key": "body-1"},
         **{"Idempotency-Key": "hdr-1"},
     )
 
-    replay = post(api, {"customer_id": "c1", "amount": 10, "idempotency_key": "body-1"})
-    fresh = post(api, {"customer_id": "c1", "amount": 10}, **{"Idempotency-Key": "hdr-1"})
+    assert_error(response, 400, "idempotency_key_conflict", {"field": "idempotency_key"})
+    assert not CreditAccount.objects.exists()
 
-    assert replay.json()["is_idempotent_replay"] is True
-    assert fresh.json()["is_idempotent_replay"] is False
-    assert sorted(LedgerEntry.objects.values_list("transaction_id", flat=True)) == [
-        "body-1",
-        "hdr-1",
-    ]
+
+def test_the_same_idempotency_key_in_the_body_and_the_header_is_one_key(api):
+    both = {"Idempotency-Key": "k-1"}
+    first = post(api, {"customer_id": "c1", "amount": 10, "idempotency_key": "k-1"}, **both)
+    by_header = post(api, {"customer_id": "c1", "amount": 10}, **both)
+    by_body = post(api, {"customer_id": "c1", "amount": 10, "idempotency_key": "k-1"})
+
+    assert first.json()["is_idempotent_replay"] is False
+    assert by_header.json()["is_idempotent_replay"] is True
+    assert by_body.json()["is_idempotent_replay"] is True
+    assert list(LedgerEntry.objects.values_list("transaction_id", flat=True)) == ["k-1"]
 
 
 @pytest.mark.parametrize("header", ["", "k" * 256])

@@ -23,7 +23,12 @@ def scheduler(*args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "manage.py", "run_scheduler", *args],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": shared_database_url(), **env},
+        env={
+            **os.environ,
+            "DATABASE_URL": shared_database_url(),
+            "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

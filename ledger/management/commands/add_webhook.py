@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import URLValidator
 
 from customers.models import Project
+from ledger.webhooks.addresses import RefusedAddress, check_endpoint_url
 from ledger.webhooks.models import EventType, WebhookEndpoint
 
 
@@ -31,6 +32,13 @@ class Command(BaseCommand):
             URLValidator(schemes=["http", "https"])(url)
         except ValidationError:
             raise CommandError(f"not an http(s) URL: {url!r}") from None
+        try:
+            check_endpoint_url(url)
+        except RefusedAddress as refused:
+            raise CommandError(
+                f"refused address: {refused}; webhooks go to public addresses only "
+                "(WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true allows others, for development)"
+            ) from None
         event_types = [name.strip() for name in events.split(",") if name.strip()]
         unknown = sorted(set(event_types) - set(EventType.values))
         if unknown:
