@@ -22,10 +22,12 @@ from ledger.api.docs import (
     IDEMPOTENCY_KEY,
     QUOTE_ERRORS,
     READ_ERRORS,
+    SCHEDULE_ID,
     TRANSACTION_ID,
 )
 from ledger.api.shapes import render, response_serializer
 from ledger.contract import requests as r
+from ledger.contract import schedules as s
 from ledger.models import OperationType
 from ledger.results import (
     ConsumeResult,
@@ -38,6 +40,8 @@ from ledger.results import (
     LedgerPage,
     QuoteResult,
     RefundResult,
+    ScheduleList,
+    ScheduleResult,
     TransactionState,
     UnfreezeResult,
     VoidResult,
@@ -186,6 +190,16 @@ class CustomersViewSet(ApiViewSet):
         )
         return Response(render(result))
 
+    @extend_schema(
+        operation_id="list_customer_schedules",
+        summary="List a customer's grant schedules",
+        parameters=[CUSTOMER_ID],
+        responses=responses(ScheduleList, READ_ERRORS),
+        tags=["schedules"],
+    )
+    def schedules(self, request: Request, customer_id: str) -> Response:
+        return Response(render(selectors.customer_schedules(self.project, customer_id)))
+
 
 class BillingDepositViewSet(CustomersViewSet):
     """The same deposit, also served under /v1/billing/."""
@@ -286,6 +300,68 @@ class BillingViewSet(ApiViewSet):
     )
     def transaction(self, request: Request, transaction_id: str) -> Response:
         return Response(render(selectors.transaction_state(self.project, transaction_id)))
+
+
+class SchedulesViewSet(ApiViewSet):
+    @extend_schema(
+        operation_id="create_schedule",
+        summary="Create a grant schedule",
+        description="Grants the customer `amount` credits at the start of every period, "
+        "exactly once per period, each grant a deposit under the key "
+        "`schedule:{schedule_id}:{n}`. Periods that have started are granted at once (the "
+        "first prorated with `prorate_first_period`). Idempotent by `schedule_id`.",
+        request=s.ScheduleRequestSerializer,
+        responses=responses(ScheduleResult),
+        tags=["schedules"],
+    )
+    def create(self, request: Request) -> Response:
+        data = s.ScheduleRequestSerializer.parse(request.data)
+        result = services.create_schedule(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
+
+    @extend_schema(
+        operation_id="get_schedule",
+        summary="Read a grant schedule",
+        parameters=[SCHEDULE_ID],
+        responses=responses(ScheduleResult, READ_ERRORS),
+        tags=["schedules"],
+    )
+    def retrieve(self, request: Request, schedule_id: str) -> Response:
+        return Response(render(selectors.schedule(self.project, schedule_id)))
+
+    @extend_schema(
+        operation_id="update_schedule",
+        summary="Update a grant schedule from its next period",
+        description="New `amount`, `rollover`, `expires_after_periods` apply from the next "
+        "period on; `ends_at` moves the end. Fields not sent stay as they are.",
+        parameters=[SCHEDULE_ID],
+        request=s.ScheduleUpdateRequestSerializer,
+        responses=responses(ScheduleResult),
+        tags=["schedules"],
+    )
+    def update(self, request: Request, schedule_id: str) -> Response:
+        data = s.ScheduleUpdateRequestSerializer.parse(request.data)
+        result = services.update_schedule(
+            project=self.project, schedule_id=schedule_id, actor=self.actor, **data
+        )
+        return Response(render(result))
+
+    @extend_schema(
+        operation_id="cancel_schedule",
+        summary="Cancel a grant schedule",
+        description="`at: now` grants nothing more; `at: period_end` lets the current period "
+        "run. What was granted stays.",
+        parameters=[SCHEDULE_ID],
+        request=s.ScheduleCancelRequestSerializer,
+        responses=responses(ScheduleResult),
+        tags=["schedules"],
+    )
+    def cancel(self, request: Request, schedule_id: str) -> Response:
+        data = s.ScheduleCancelRequestSerializer.parse(request.data)
+        result = services.cancel_schedule(
+            project=self.project, schedule_id=schedule_id, actor=self.actor, **data
+        )
+        return Response(render(result))
 
 
 class ServiceViewSet(ApiViewSet):

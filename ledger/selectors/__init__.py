@@ -5,6 +5,7 @@ from ledger.selectors.balances import customer_balance
 from ledger.selectors.history import customer_balance_as_of
 from ledger.selectors.ledger_pages import LedgerQuery, customer_of, ledger_page
 from ledger.selectors.quotes import quote
+from ledger.selectors.schedules import customer_schedules, schedule
 from ledger.selectors.transactions import transaction_state
 
 __all__ = [
@@ -12,7 +13,9 @@ __all__ = [
     "customer_balance",
     "customer_balance_as_of",
     "customer_of",
+    "customer_schedules",
     "ledger_page",
     "quote",
+    "schedule",
     "transaction_state",
 ]
