@@ -87,7 +87,7 @@ class ActualAmountMustBeNonNegative(FieldError):
 
 class InvalidAsOf(FieldError):
     code = "invalid_as_of"
-    message = "as_of must be an ISO-8601 datetime with a timezone, not in the future"
+    message = "as_of must be an ISO-8601 datetime with a timezone, at most ten years ahead"
 
 
 class InvalidStartsAt(FieldError):

@@ -201,6 +201,8 @@ class CustomerBalance:
     balance: Counters
     accounts: list[AccountBalance]
     wallets: dict[str, WalletBalance]
+    # True for a read of an instant to come (`as_of` in the future); left out otherwise.
+    projected: bool | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)

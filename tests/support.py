@@ -32,7 +32,7 @@ ERRORS = {
     ),
     "invalid_as_of": (
         "bad_request",
-        "as_of must be an ISO-8601 datetime with a timezone, not in the future",
+        "as_of must be an ISO-8601 datetime with a timezone, at most ten years ahead",
     ),
     "invalid_starts_at": ("bad_request", "starts_at must be an ISO-8601 datetime with a timezone"),
     "invalid_expires_at": (

@@ -3,8 +3,10 @@ renders the result (`shapes`); errors are raised, never built here (see
 `credits_project.api.errors`). Routes bind the actions in `ledger.api.routes`.
 """
 
+import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,6 +48,9 @@ from ledger.results import (
     UnfreezeResult,
     VoidResult,
 )
+
+# An `as_of` this close ahead reads as now: a clock a little ahead of the server's asks for now.
+PRESENT = dt.timedelta(seconds=1)
 
 
 def responses(result_type: type, errors: dict = ERRORS) -> dict[int, Any]:
@@ -99,9 +104,11 @@ class CustomersViewSet(ApiViewSet):
             OpenApiParameter(
                 "as_of",
                 {"type": "string", "format": "date-time"},
-                description="Read the customer as it was at this instant (not in the future), "
-                "from its ledger, with validity windows judged at that instant. Without it, "
-                "the read is of now.",
+                description="Read the customer as it was at this instant, from its ledger, "
+                "with validity windows judged at that instant; or, more than a second ahead "
+                "(at most ten years), as it will be if nothing else is charged: schedules' "
+                "grants, expiries and rollovers, and open freezes settled at their deadlines "
+                "(`projected: true`). Without it, the read is of now.",
             ),
         ],
         summary="Read a customer's balance",
@@ -110,8 +117,12 @@ class CustomersViewSet(ApiViewSet):
     )
     def retrieve(self, request: Request, customer_id: str) -> Response:
         as_of = queries.parse_as_of(request.query_params)
-        if as_of is None:
+        now = timezone.now()
+        if as_of is None or now < as_of <= now + PRESENT:
             return Response(render(selectors.customer_balance(self.project, customer_id)))
+        if as_of > now:
+            projected = selectors.customer_balance_projected(self.project, customer_id, as_of)
+            return Response(render(projected))
         with reads_from_standby():
             balance = selectors.customer_balance_as_of(self.project, customer_id, as_of)
         return Response(render(balance))

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.http
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 ANCHOR = "2026-01-31T09:00:00+01:00"
+DAY = dt.timedelta(days=1)
 
 
 def ok(response: httpx.Response) -> dict:
@@ -296,3 +297,35 @@ def test_cancel_at_something_else_is_refused(http):
 
     assert_error(response, 400, "invalid_cancel_at", {"field": "at"})
     assert ok(http.get("/v1/schedules/gold"))["status"] == "active"
+
+
+def test_a_customer_read_ahead_is_projected_and_within_a_second_is_the_live_read(http):
+    ok(create(http, period="day", amount=10, expires_after_periods=None))
+    now = dt.datetime.now(dt.UTC)
+
+    ahead = ok(http.get("/v1/customers/c1", params={"as_of": (now + 3 * DAY).isoformat()}))
+    present = ok(
+        http.get(
+            "/v1/customers/c1", params={"as_of": (now + dt.timedelta(seconds=0.5)).isoformat()}
+        )
+    )
+    live = ok(http.get("/v1/customers/c1"))
+
+    assert ahead["projected"] is True
+    assert ahead["balance"]["available"] == 40  # today's grant and three more
+    assert [a["account_id"] for a in ahead["accounts"]][1:] == [
+        "schedule:gold:1",
+        "schedule:gold:2",
+        "schedule:gold:3",
+    ]
+    assert present == live
+    assert "projected" not in live
+
+
+def test_a_customer_read_more_than_ten_years_ahead_is_invalid_as_of(http):
+    ok(create(http))
+    far = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3661)).isoformat()
+
+    response = http.get("/v1/customers/c1", params={"as_of": far})
+
+    assert_error(response, 400, "invalid_as_of", {"field": "as_of"})
