@@ -182,8 +182,8 @@ def _webhook_problems(project: Project | None) -> Iterator[str]:
 
 def _check_operator_actions(project: Project | None) -> Iterator[str]:
     """Each operator action recorded did what it says: its grant entry, its deduct, its
-    settled freeze, its recorded expiry, its refund, its void or the limit it set exists, for
-    its customer."""
+    settled freeze, its recorded expiry, its refund, its void, the limit it set or the
+    schedule it made, updated or canceled exists, for its customer."""
     actions = OperatorAction.objects.order_by("id")
     if project is not None:
         actions = actions.filter(customer__project=project)
@@ -221,6 +221,13 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
             ],
         )
     }
+    on_schedules = (kind.SCHEDULE, kind.SCHEDULE_UPDATE, kind.SCHEDULE_CANCEL)
+    schedules = {
+        (s.customer_id, s.schedule_id): s
+        for s in Schedule.objects.filter(
+            schedule_id__in=[a.transaction_id for a in actions if a.action in on_schedules]
+        )
+    }
     settled = {
         kind.DEDUCT: (Transaction.Kind.DEDUCT, Transaction.State.DEDUCTED),
         kind.UNFREEZE: (Transaction.Kind.FREEZE, Transaction.State.UNFROZEN),
@@ -239,6 +246,12 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
         elif action.action == kind.CREDIT_LIMIT:
             if (*key, action.amount, action.actor) not in limits:
                 yield f"{name}: no limit of {action.amount} set by {action.actor}"
+        elif action.action in on_schedules:
+            schedule = schedules.get(key)
+            if schedule is None:
+                yield f"{name}: no schedule with this id"
+            elif action.action == kind.SCHEDULE_CANCEL and schedule.canceled_at is None:
+                yield f"{name}: the schedule is not canceled"
         elif action.action in corrections:
             found = charges.get((*key, False))
             if found is None or found.kind != corrections[action.action]:
