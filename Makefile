@@ -47,6 +47,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/report.py
 	scripts/with-postgres.sh $(BIN)/python bench/ledger_pages.py
 	scripts/with-postgres.sh $(BIN)/python bench/bulk_grant.py
+	scripts/with-postgres.sh $(BIN)/python bench/schedules.py
 	scripts/with-postgres.sh $(BIN)/python bench/console_pages.py
 
 clean:

@@ -87,7 +87,7 @@ class ActualAmountMustBeNonNegative(FieldError):
 
 class InvalidAsOf(FieldError):
     code = "invalid_as_of"
-    message = "as_of must be an ISO-8601 datetime with a timezone, not in the future"
+    message = "as_of must be an ISO-8601 datetime with a timezone, at most ten years ahead"
 
 
 class InvalidStartsAt(FieldError):
@@ -254,6 +254,67 @@ class VoidIdRequired(FieldError):
         super().__init__("void_id")
 
 
+class ScheduleIdRequired(FieldError):
+    code = "schedule_id_required"
+    message = "schedule_id is required"
+
+    def __init__(self) -> None:
+        super().__init__("schedule_id")
+
+
+class InvalidPeriod(FieldError):
+    code = "invalid_period"
+    message = "period must be one of day, week, month, year"
+
+
+class InvalidEvery(FieldError):
+    code = "invalid_every"
+    message = "every must be an integer from 1 to 1000"
+
+
+class InvalidAnchor(FieldError):
+    code = "invalid_anchor"
+    message = "anchor must be an ISO-8601 datetime with a timezone, in the years 1970 to 2999"
+
+
+class InvalidTimezone(FieldError):
+    code = "invalid_timezone"
+    message = "timezone must be an IANA timezone name"
+
+
+class InvalidEndsAt(FieldError):
+    code = "invalid_ends_at"
+    message = "ends_at must be an ISO-8601 datetime with a timezone, later than the anchor"
+
+
+class InvalidExpiresAfterPeriods(FieldError):
+    code = "invalid_expires_after_periods"
+    message = "expires_after_periods must be an integer from 1 to 1000, or null for never"
+
+
+class InvalidRollover(FieldError):
+    """A rollover that is not one cap (`max_amount` > 0, or `max_percent` in (0, 100]), or
+    one on credits that never expire."""
+
+    code = "invalid_rollover"
+    message = (
+        "rollover must be {max_amount: N} or {max_percent: P} with 0 < P <= 100, "
+        "on credits that expire"
+    )
+
+
+class InvalidCancelAt(FieldError):
+    code = "invalid_cancel_at"
+    message = "at must be now or period_end"
+
+
+class ScheduleNotActive(BadRequest):
+    """An update of a schedule that has ended or was canceled; `details` has its `status`."""
+
+    code = "schedule_not_active"
+    message = "the schedule has ended or was canceled"
+
+
 class InvalidJson(BadRequest):
     code = "invalid_json"
     message = "the request body must be a JSON object"
@@ -315,6 +376,11 @@ class TransactionNotFound(NotFound):
 class AccountNotFound(NotFound):
     code = "account_not_found"
     message = "account not found"
+
+
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+    message = "schedule not found"
 
 
 class MethodNotAllowed(ServiceError):

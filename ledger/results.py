@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from ledger.models import CreditAccount
+from ledger.models import CreditAccount, Schedule
 from ledger.models.entries import Part
 
 OMIT_WHEN_NONE = {"omit_when_none": True}
@@ -201,6 +201,8 @@ class CustomerBalance:
     balance: Counters
     accounts: list[AccountBalance]
     wallets: dict[str, WalletBalance]
+    # True for a read of an instant to come (`as_of` in the future); left out otherwise.
+    projected: bool | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,3 +295,71 @@ class LedgerPage:
 @dataclass(frozen=True, slots=True)
 class Health:
     status: Literal["ok"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleResult:
+    """A grant schedule: its terms for the next period, where it stands, and when it next
+    grants. `is_idempotent_replay` is only answered by a create."""
+
+    schedule_id: str
+    customer_id: str
+    amount: Decimal
+    wallet: str
+    source: str
+    period: str
+    every: int
+    anchor: dt.datetime
+    timezone: str
+    ends_at: dt.datetime | None
+    expires_after_periods: int | None
+    rollover: dict[str, Decimal] | None
+    prorate_first_period: bool
+    description: str
+    metadata: dict[str, Any]
+    status: str
+    periods_granted: int
+    next_grant_at: dt.datetime | None
+    created_at: dt.datetime
+    canceled_at: dt.datetime | None
+    is_idempotent_replay: bool | None = field(default=None, metadata=OMIT_WHEN_NONE)
+
+    @classmethod
+    def of(
+        cls, schedule: Schedule, customer_id: str, *, replay: bool | None = None
+    ) -> "ScheduleResult":
+        """The answer about `schedule`, its `terms` loaded (the latest terms are those of its
+        next grant)."""
+        terms = max(schedule.terms.all(), key=lambda t: t.from_period)
+        next_grant_at = schedule.next_grant_at
+        if schedule.ends_at is not None and next_grant_at and next_grant_at >= schedule.ends_at:
+            next_grant_at = None  # woken at its end, to record it: no grant then
+        return cls(
+            schedule_id=schedule.schedule_id,
+            customer_id=customer_id,
+            amount=terms.amount,
+            wallet=schedule.wallet,
+            source=schedule.source,
+            period=schedule.period,
+            every=schedule.every,
+            anchor=schedule.anchor,
+            timezone=schedule.timezone,
+            ends_at=schedule.ends_at,
+            expires_after_periods=terms.expires_after_periods,
+            rollover=terms.rollover,
+            prorate_first_period=schedule.prorate_first_period,
+            description=schedule.description,
+            metadata=schedule.metadata,
+            status=schedule.status,
+            periods_granted=schedule.periods_granted,
+            next_grant_at=next_grant_at,
+            created_at=schedule.created_at,
+            canceled_at=schedule.canceled_at,
+            is_idempotent_replay=replay,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleList:
+    customer_id: str
+    schedules: list[ScheduleResult]

@@ -32,7 +32,7 @@ ERRORS = {
     ),
     "invalid_as_of": (
         "bad_request",
-        "as_of must be an ISO-8601 datetime with a timezone, not in the future",
+        "as_of must be an ISO-8601 datetime with a timezone, at most ten years ahead",
     ),
     "invalid_starts_at": ("bad_request", "starts_at must be an ISO-8601 datetime with a timezone"),
     "invalid_expires_at": (
@@ -98,6 +98,30 @@ ERRORS = {
     "void_id_required": ("bad_request", "void_id is required"),
     "account_not_found": ("not_found", "account not found"),
     "invalid_json": ("bad_request", "the request body must be a JSON object"),
+    "schedule_id_required": ("bad_request", "schedule_id is required"),
+    "invalid_period": ("bad_request", "period must be one of day, week, month, year"),
+    "invalid_every": ("bad_request", "every must be an integer from 1 to 1000"),
+    "invalid_anchor": (
+        "bad_request",
+        "anchor must be an ISO-8601 datetime with a timezone, in the years 1970 to 2999",
+    ),
+    "invalid_timezone": ("bad_request", "timezone must be an IANA timezone name"),
+    "invalid_ends_at": (
+        "bad_request",
+        "ends_at must be an ISO-8601 datetime with a timezone, later than the anchor",
+    ),
+    "invalid_expires_after_periods": (
+        "bad_request",
+        "expires_after_periods must be an integer from 1 to 1000, or null for never",
+    ),
+    "invalid_rollover": (
+        "bad_request",
+        "rollover must be {max_amount: N} or {max_percent: P} with 0 < P <= 100, "
+        "on credits that expire",
+    ),
+    "invalid_cancel_at": ("bad_request", "at must be now or period_end"),
+    "schedule_not_active": ("bad_request", "the schedule has ended or was canceled"),
+    "schedule_not_found": ("not_found", "schedule not found"),
     "missing_api_key": ("auth_error", "missing API key: send Authorization: Bearer <api_key>"),
     "invalid_api_key": ("auth_error", "invalid API key"),
     "api_key_revoked": ("auth_error", "this API key has been revoked"),

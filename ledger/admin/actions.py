@@ -29,10 +29,17 @@ from ledger.contract.requests import (
     UnfreezeRequestSerializer,
     VoidRequestSerializer,
 )
+from ledger.contract.schedules import (
+    ScheduleCancelRequestSerializer,
+    ScheduleRequestSerializer,
+    ScheduleUpdateRequestSerializer,
+)
 from ledger.models import BusinessType, OperatorAction, Transaction
 from ledger.models.transactions import CHARGE_KINDS
+from ledger.periods import PERIODS
 from ledger.selectors.balances import customer_balance
 from ledger.selectors.console import expirable_accounts, voidable_accounts
+from ledger.selectors.schedules import active_schedules
 from ledger.templatetags.credits import credits, utc
 
 UTC_HELP = "UTC, e.g. 2027-01-31 00:00 (an offset such as +02:00 may be given)."
@@ -453,6 +460,147 @@ class CreditLimitForm(ActionForm):
         ]
 
 
+class ScheduleForm(ActionForm):
+    action = OperatorAction.Action.SCHEDULE
+    title = "Put on a schedule"
+
+    amount = forms.CharField(max_length=40, help_text="Granted each period.")
+    period = forms.ChoiceField(choices=[(p, p) for p in PERIODS], initial="month")
+    every = forms.IntegerField(min_value=1, max_value=1000, initial=1)
+    wallet = forms.CharField(max_length=64, initial="default")
+    anchor = forms.CharField(
+        required=False, label="First period starts", help_text=f"Empty for now. {UTC_HELP}"
+    )
+    timezone = forms.CharField(max_length=64, initial="UTC", help_text="Where months count.")
+    expires_after_periods = forms.IntegerField(
+        min_value=1, max_value=1000, initial=1, required=False, help_text="Empty: never."
+    )
+    rollover = forms.CharField(
+        max_length=40, required=False, label="Rollover cap", help_text="Credits; empty: none."
+    )
+    field_order = [
+        "amount",
+        "period",
+        "every",
+        "wallet",
+        "anchor",
+        "timezone",
+        "expires_after_periods",
+        "rollover",
+        "reason",
+    ]
+
+    def parse(self, data):
+        cap = amount_of(data["rollover"])
+        return ScheduleRequestSerializer.parse(
+            {
+                "schedule_id": self.transaction_id,
+                "customer_id": self.customer.external_id,
+                "amount": amount_of(data["amount"]),
+                "period": data["period"],
+                "every": data["every"],
+                "wallet": data["wallet"],
+                "anchor": instant_of(data["anchor"]),
+                "timezone": data["timezone"],
+                "expires_after_periods": data["expires_after_periods"],
+                "rollover": {} if cap is None else {"max_amount": cap},
+                "description": data["reason"],
+            }
+        )
+
+    def run(self, *, actor):
+        result = services.create_schedule(
+            project=self.customer.project, actor=actor, **self.request
+        )
+        return Applied(result.amount, result.schedule_id)
+
+    def summary(self):
+        r = self.request
+        every = f"every {r['every']} {r['period']}s" if r["every"] > 1 else f"every {r['period']}"
+        lasting = r["expires_after_periods"]
+        return [
+            ("Amount", f"{credits(r['amount'])} {every}"),
+            ("Wallet", r["wallet"]),
+            ("First period starts", utc(r["anchor"]) or "now"),
+            ("Timezone", r["timezone"]),
+            ("Each grant lasts", f"{lasting} period(s)" if lasting else "forever"),
+            ("Rollover cap", credits(r["rollover"]["max_amount"]) if r["rollover"] else "none"),
+            ("Reason", r["description"]),
+        ]
+
+
+class ScheduleChoiceForm(ActionForm):
+    """An action on one of the customer's active schedules."""
+
+    schedule = forms.ChoiceField(choices=())
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["schedule"].choices = [
+            (s.schedule_id, s.schedule_id) for s in active_schedules(self.customer)
+        ]
+
+    @property
+    def transaction_id(self) -> str:
+        return self.cleaned_data["schedule"]
+
+
+class ScheduleUpdateForm(ScheduleChoiceForm):
+    action = OperatorAction.Action.SCHEDULE_UPDATE
+    title = "Update a schedule"
+
+    amount = forms.CharField(max_length=40, help_text="From the next period on.")
+    field_order = ["schedule", "amount", "reason"]
+
+    def parse(self, data):
+        return ScheduleUpdateRequestSerializer.parse({"amount": amount_of(data["amount"])})
+
+    def run(self, *, actor):
+        result = services.update_schedule(
+            project=self.customer.project,
+            schedule_id=self.transaction_id,
+            actor=actor,
+            **self.request,
+        )
+        return Applied(result.amount, result.schedule_id)
+
+    def summary(self):
+        return [
+            ("Schedule", self.transaction_id),
+            ("Amount from the next period", credits(self.request["amount"])),
+            ("Reason", self.cleaned_data["reason"]),
+        ]
+
+
+class ScheduleCancelForm(ScheduleChoiceForm):
+    action = OperatorAction.Action.SCHEDULE_CANCEL
+    title = "Cancel a schedule"
+
+    at = forms.ChoiceField(
+        choices=[("now", "now: no further grants"), ("period_end", "at the end of this period")]
+    )
+    field_order = ["schedule", "at", "reason"]
+
+    def parse(self, data):
+        return ScheduleCancelRequestSerializer.parse({"at": data["at"]})
+
+    def run(self, *, actor):
+        result = services.cancel_schedule(
+            project=self.customer.project,
+            schedule_id=self.transaction_id,
+            actor=actor,
+            **self.request,
+        )
+        return Applied(None, result.schedule_id)
+
+    def summary(self):
+        return [
+            ("Schedule", self.transaction_id),
+            ("Cancel", dict(self.fields["at"].choices)[self.request["at"]]),
+            ("Reason", self.cleaned_data["reason"]),
+        ]
+
+
 class AlreadyApplied(Exception):
     """The form's token names an action already applied: this submit is a repeat."""
 
@@ -527,4 +675,7 @@ FORMS: dict[str, type[ActionForm]] = {
     "refund": RefundForm,
     "void": VoidForm,
     "credit-limit": CreditLimitForm,
+    "schedule": ScheduleForm,
+    "schedule-update": ScheduleUpdateForm,
+    "schedule-cancel": ScheduleCancelForm,
 }

@@ -35,6 +35,7 @@ from ledger.admin.display import can_act
 from ledger.models import CreditLine
 from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
+from ledger.selectors.schedules import schedules_of
 from ledger.templatetags.credits import credits, utc
 
 admin.site.unregister(Customer)
@@ -179,6 +180,7 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
         else len(freezes),
         "entries": console.latest_entries(customer),
         "actions": console.latest_actions(customer),
+        "schedules": schedules_of(customer),
         "history": history,
         "chart": line_chart(history, title="Available credits per wallet, last 90 days (UTC)"),
         "ledger_url": reverse("admin:ledger_ledgerentry_changelist") + "?" + of_customer,

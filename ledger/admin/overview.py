@@ -10,6 +10,7 @@ from credits_project.replicas import reads_from_standby
 from customers.models import Project
 from ledger.admin.charts import bar_chart, line_chart
 from ledger.selectors.console import project_overview
+from ledger.selectors.schedules import scheduled_by_wallet
 
 
 @reads_from_standby()
@@ -29,6 +30,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         overview = project_overview(project)
         context.update(
             overview=overview,
+            scheduled=scheduled_by_wallet(project, at=overview.at),
             daily_chart=line_chart(
                 {"granted": overview.granted, "consumed": overview.consumed},
                 title="Credits granted and consumed per day, last 90 days (UTC)",

@@ -43,6 +43,9 @@ CUSTOMER_ID = OpenApiParameter(
     description="Percent-encoded; may hold any character but NUL, `/` included (as `%2F`).",
 )
 TRANSACTION_ID = OpenApiParameter("transaction_id", ID_SCHEMA, OpenApiParameter.PATH)
+SCHEDULE_ID = OpenApiParameter(
+    "schedule_id", ID_SCHEMA, OpenApiParameter.PATH, description="Percent-encoded."
+)
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", ID_SCHEMA, OpenApiParameter.HEADER, required=False
 )

@@ -61,15 +61,19 @@ def parse_transaction_id(raw: str | None) -> str | None:
     return field.parse(raw)
 
 
+MAX_PROJECTION = dt.timedelta(days=3660)
+
+
 def parse_as_of(query: QueryDict) -> dt.datetime | None:
-    """The instant a customer read is asked for (`as_of`), at most now; None when not sent."""
+    """The instant a customer read is asked for (`as_of`), at most ten years ahead; None when
+    not sent."""
     raw = query.get("as_of")
     if raw is None:
         return None
     field = InstantField(error=InvalidAsOf)
     field.field_name = "as_of"
     as_of = field.parse(raw)
-    if as_of > timezone.now():
+    if as_of > timezone.now() + MAX_PROJECTION:
         raise InvalidAsOf("as_of")
     return as_of
 

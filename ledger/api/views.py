@@ -3,8 +3,10 @@ renders the result (`shapes`); errors are raised, never built here (see
 `credits_project.api.errors`). Routes bind the actions in `ledger.api.routes`.
 """
 
+import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,10 +25,12 @@ from ledger.api.docs import (
     IDEMPOTENCY_KEY,
     QUOTE_ERRORS,
     READ_ERRORS,
+    SCHEDULE_ID,
     TRANSACTION_ID,
 )
 from ledger.api.shapes import render, response_serializer
 from ledger.contract import requests as r
+from ledger.contract import schedules as s
 from ledger.models import OperationType
 from ledger.results import (
     ConsumeResult,
@@ -39,10 +43,15 @@ from ledger.results import (
     LedgerPage,
     QuoteResult,
     RefundResult,
+    ScheduleList,
+    ScheduleResult,
     TransactionState,
     UnfreezeResult,
     VoidResult,
 )
+
+# An `as_of` this close ahead reads as now: a clock a little ahead of the server's asks for now.
+PRESENT = dt.timedelta(seconds=1)
 
 
 def responses(result_type: type, errors: dict = ERRORS) -> dict[int, Any]:
@@ -97,9 +106,11 @@ class CustomersViewSet(ApiViewSet):
             OpenApiParameter(
                 "as_of",
                 {"type": "string", "format": "date-time"},
-                description="Read the customer as it was at this instant (not in the future), "
-                "from its ledger, with validity windows judged at that instant. Without it, "
-                "the read is of now.",
+                description="Read the customer as it was at this instant, from its ledger, "
+                "with validity windows judged at that instant; or, more than a second ahead "
+                "(at most ten years), as it will be if nothing else is charged: schedules' "
+                "grants, expiries and rollovers, and open freezes settled at their deadlines "
+                "(`projected: true`). Without it, the read is of now.",
             ),
         ],
         summary="Read a customer's balance",
@@ -108,8 +119,12 @@ class CustomersViewSet(ApiViewSet):
     )
     def retrieve(self, request: Request, customer_id: str) -> Response:
         as_of = queries.parse_as_of(request.query_params)
-        if as_of is None:
+        now = timezone.now()
+        if as_of is None or now < as_of <= now + PRESENT:
             return Response(render(selectors.customer_balance(self.project, customer_id)))
+        if as_of > now:
+            projected = selectors.customer_balance_projected(self.project, customer_id, as_of)
+            return Response(render(projected))
         with reads_from_standby():
             balance = selectors.customer_balance_as_of(self.project, customer_id, as_of)
         return Response(render(balance))
@@ -187,6 +202,16 @@ class CustomersViewSet(ApiViewSet):
             project=self.project, customer_id=customer_id, actor=self.actor, **data
         )
         return Response(render(result))
+
+    @extend_schema(
+        operation_id="list_customer_schedules",
+        summary="List a customer's grant schedules",
+        parameters=[CUSTOMER_ID],
+        responses=responses(ScheduleList, READ_ERRORS),
+        tags=["schedules"],
+    )
+    def schedules(self, request: Request, customer_id: str) -> Response:
+        return Response(render(selectors.customer_schedules(self.project, customer_id)))
 
 
 class BillingDepositViewSet(CustomersViewSet):
@@ -288,6 +313,68 @@ class BillingViewSet(ApiViewSet):
     )
     def transaction(self, request: Request, transaction_id: str) -> Response:
         return Response(render(selectors.transaction_state(self.project, transaction_id)))
+
+
+class SchedulesViewSet(ApiViewSet):
+    @extend_schema(
+        operation_id="create_schedule",
+        summary="Create a grant schedule",
+        description="Grants the customer `amount` credits at the start of every period, "
+        "exactly once per period, each grant a deposit under the key "
+        "`schedule:{schedule_id}:{n}`. Periods that have started are granted at once (the "
+        "first prorated with `prorate_first_period`). Idempotent by `schedule_id`.",
+        request=s.ScheduleRequestSerializer,
+        responses=responses(ScheduleResult),
+        tags=["schedules"],
+    )
+    def create(self, request: Request) -> Response:
+        data = s.ScheduleRequestSerializer.parse(request.data)
+        result = services.create_schedule(project=self.project, actor=self.actor, **data)
+        return Response(render(result))
+
+    @extend_schema(
+        operation_id="get_schedule",
+        summary="Read a grant schedule",
+        parameters=[SCHEDULE_ID],
+        responses=responses(ScheduleResult, READ_ERRORS),
+        tags=["schedules"],
+    )
+    def retrieve(self, request: Request, schedule_id: str) -> Response:
+        return Response(render(selectors.schedule(self.project, schedule_id)))
+
+    @extend_schema(
+        operation_id="update_schedule",
+        summary="Update a grant schedule from its next period",
+        description="New `amount`, `rollover`, `expires_after_periods` apply from the next "
+        "period on; `ends_at` moves the end. Fields not sent stay as they are.",
+        parameters=[SCHEDULE_ID],
+        request=s.ScheduleUpdateRequestSerializer,
+        responses=responses(ScheduleResult),
+        tags=["schedules"],
+    )
+    def update(self, request: Request, schedule_id: str) -> Response:
+        data = s.ScheduleUpdateRequestSerializer.parse(request.data)
+        result = services.update_schedule(
+            project=self.project, schedule_id=schedule_id, actor=self.actor, **data
+        )
+        return Response(render(result))
+
+    @extend_schema(
+        operation_id="cancel_schedule",
+        summary="Cancel a grant schedule",
+        description="`at: now` grants nothing more; `at: period_end` lets the current period "
+        "run. What was granted stays.",
+        parameters=[SCHEDULE_ID],
+        request=s.ScheduleCancelRequestSerializer,
+        responses=responses(ScheduleResult),
+        tags=["schedules"],
+    )
+    def cancel(self, request: Request, schedule_id: str) -> Response:
+        data = s.ScheduleCancelRequestSerializer.parse(request.data)
+        result = services.cancel_schedule(
+            project=self.project, schedule_id=schedule_id, actor=self.actor, **data
+        )
+        return Response(render(result))
 
 
 class ServiceViewSet(ApiViewSet):

@@ -24,6 +24,8 @@ Design overview
   its next deposits pay back first; refunds put a charge's credits back on the accounts it
   drew, and a void ends an account's unused credits early (see `credit_lines`,
   `ledger.services.refunds`, `ledger.services.voids`).
+* A `Schedule` grants its customer credits once per period, each grant a keyed deposit, and
+  rolls a capped part of what expires unused into the next period (see `schedules`).
 * Counters only ever change inside a service function (`ledger/services/`), in one database
   transaction, with the customer's row locked first.
 
@@ -36,6 +38,7 @@ from ledger.models.choices import BusinessType, OperationType
 from ledger.models.credit_lines import CreditLimitChange, CreditLine
 from ledger.models.entries import LedgerCounter, LedgerEntry
 from ledger.models.operators import OperatorAction
+from ledger.models.schedules import Schedule, ScheduleTerms
 from ledger.models.spent import SpentCredits
 from ledger.models.transactions import Transaction
 
@@ -51,6 +54,8 @@ __all__ = [
     "LedgerEntry",
     "OperationType",
     "OperatorAction",
+    "Schedule",
+    "ScheduleTerms",
     "SpentCredits",
     "Transaction",
     "Validity",

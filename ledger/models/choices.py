@@ -12,6 +12,8 @@ class BusinessType(models.TextChoices):
     FREE_TRIAL = "FREE_TRIAL"
     ADMIN_GRANT = "ADMIN_GRANT"
     TOKEN_USAGE = "TOKEN_USAGE"
+    # What a schedule's expiring period grant carried into the next period.
+    ROLLOVER = "ROLLOVER"
 
 
 class OperationType(models.TextChoices):

@@ -25,6 +25,9 @@ class OperatorAction(models.Model):
         REFUND = "REFUND", "Refund a charge"
         VOID = "VOID", "Void an account"
         CREDIT_LIMIT = "CREDIT_LIMIT", "Set a credit limit"
+        SCHEDULE = "SCHEDULE", "Put on a schedule"
+        SCHEDULE_UPDATE = "SCHEDULE_UPDATE", "Update a schedule"
+        SCHEDULE_CANCEL = "SCHEDULE_CANCEL", "Cancel a schedule"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
     actor = models.CharField(max_length=200)
@@ -33,7 +36,8 @@ class OperatorAction(models.Model):
     amount = CreditAmountField(null=True, blank=True)
     # The ledger's transaction id of the change (the grant's idempotency key, the deduct's or
     # the freeze's id, the refund's or the void's id); "account <id>" for an expiry, whose
-    # entries carry none; "credit limit <wallet>" for a limit set.
+    # entries carry none; "credit limit <wallet>" for a limit set; the schedule's id for a
+    # schedule's creation, update or cancel.
     transaction_id = models.CharField(max_length=255)
     token = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)

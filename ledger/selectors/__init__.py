@@ -4,15 +4,20 @@ outside any transaction, so they never wait for the write lock."""
 from ledger.selectors.balances import customer_balance
 from ledger.selectors.history import customer_balance_as_of
 from ledger.selectors.ledger_pages import LedgerQuery, customer_of, ledger_page
+from ledger.selectors.projection import customer_balance_projected
 from ledger.selectors.quotes import quote
+from ledger.selectors.schedules import customer_schedules, schedule
 from ledger.selectors.transactions import transaction_state
 
 __all__ = [
     "LedgerQuery",
     "customer_balance",
     "customer_balance_as_of",
+    "customer_balance_projected",
     "customer_of",
+    "customer_schedules",
     "ledger_page",
     "quote",
+    "schedule",
     "transaction_state",
 ]

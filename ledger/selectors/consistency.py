@@ -6,7 +6,8 @@ nothing frozen has expired exactly its unused remainder. Each customer's `SpentC
 wallet equals the total of its used-up accounts whose expiry is not recorded. Each webhook
 delivery belongs to its event's customer (the key of its in-order sending) and goes to an
 endpoint of its event's project. Each `OperatorAction` has the change it records (its grant
-entry, its deduct, its settled freeze, its recorded expiry).
+entry, its deduct, its settled freeze, its recorded expiry). Each grant schedule's counters
+agree with its grants and rollovers in the ledger.
 """
 
 from collections import defaultdict
@@ -24,12 +25,15 @@ from ledger.models import (
     LedgerEntry,
     OperationType,
     OperatorAction,
+    Schedule,
     SpentCredits,
     Transaction,
     WebhookDelivery,
 )
+from ledger.models.schedules import terms_for
 from ledger.models.transactions import CHARGE_KINDS
 from ledger.money import ZERO
+from ledger.periods import capped
 from ledger.rules import LineReplayed, Replayed
 
 
@@ -90,6 +94,7 @@ def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> R
     problems.extend(_refund_and_void_problems(project))
     problems.extend(_webhook_problems(project))
     problems.extend(_check_operator_actions(project))
+    problems.extend(_schedule_problems(project))
     return Report(accounts=account_count, entries=entry_count, problems=problems)
 
 
@@ -177,8 +182,8 @@ def _webhook_problems(project: Project | None) -> Iterator[str]:
 
 def _check_operator_actions(project: Project | None) -> Iterator[str]:
     """Each operator action recorded did what it says: its grant entry, its deduct, its
-    settled freeze, its recorded expiry, its refund, its void or the limit it set exists, for
-    its customer."""
+    settled freeze, its recorded expiry, its refund, its void, the limit it set or the
+    schedule it made, updated or canceled exists, for its customer."""
     actions = OperatorAction.objects.order_by("id")
     if project is not None:
         actions = actions.filter(customer__project=project)
@@ -216,6 +221,13 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
             ],
         )
     }
+    on_schedules = (kind.SCHEDULE, kind.SCHEDULE_UPDATE, kind.SCHEDULE_CANCEL)
+    schedules = {
+        (s.customer_id, s.schedule_id): s
+        for s in Schedule.objects.filter(
+            schedule_id__in=[a.transaction_id for a in actions if a.action in on_schedules]
+        )
+    }
     settled = {
         kind.DEDUCT: (Transaction.Kind.DEDUCT, Transaction.State.DEDUCTED),
         kind.UNFREEZE: (Transaction.Kind.FREEZE, Transaction.State.UNFROZEN),
@@ -234,6 +246,12 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
         elif action.action == kind.CREDIT_LIMIT:
             if (*key, action.amount, action.actor) not in limits:
                 yield f"{name}: no limit of {action.amount} set by {action.actor}"
+        elif action.action in on_schedules:
+            schedule = schedules.get(key)
+            if schedule is None:
+                yield f"{name}: no schedule with this id"
+            elif action.action == kind.SCHEDULE_CANCEL and schedule.canceled_at is None:
+                yield f"{name}: the schedule is not canceled"
         elif action.action in corrections:
             found = charges.get((*key, False))
             if found is None or found.kind != corrections[action.action]:
@@ -272,3 +290,54 @@ def _compare(account: CreditAccount, replayed: Replayed) -> Iterator[str]:
 def find_inconsistencies(project: Project | None = None) -> list[str]:
     """The problems `check_ledger` finds; empty when the ledger and the accounts agree."""
     return check_ledger(project=project).problems
+
+
+def _schedule_problems(project: Project | None) -> Iterator[str]:
+    """Each schedule has one grant per period it counts as granted (a prorated first period
+    may have had nothing to grant), none for the next period, and rollovers only of periods it
+    counts as rolled over, each within its cap and within what expired of its period."""
+    schedules = Schedule.objects.prefetch_related("terms").order_by("id")
+    if project is not None:
+        schedules = schedules.filter(project=project)
+    for schedule in schedules.iterator(chunk_size=500):
+        terms = sorted(schedule.terms.all(), key=lambda t: t.from_period)
+        granted = range(schedule.first_period, schedule.next_period)
+        rolled = range(schedule.first_period, schedule.first_period + schedule.periods_rolled)
+        keys = [schedule.grant_key(n) for n in (*granted, schedule.next_period)]
+        keys += [schedule.rollover_key(n) for n in (*granted, schedule.next_period)]
+        grants = {
+            key: (account, amount)
+            for key, account, amount in LedgerEntry.objects.filter(
+                customer_id=schedule.customer_id,
+                operation_type=OperationType.GRANT,
+                transaction_id__in=keys,
+            ).values_list("transaction_id", "account_id", "amount")
+        }
+        name = f"schedule {schedule.schedule_id}"
+        for n in granted:
+            prorated_to_nothing = n == schedule.first_period and schedule.prorate_first_period
+            if schedule.grant_key(n) not in grants and not prorated_to_nothing:
+                yield f"{name}: period {n} counts as granted but has no grant"
+        if schedule.grant_key(schedule.next_period) in grants:
+            yield f"{name}: period {schedule.next_period} is granted but not counted"
+        for n in (*granted, schedule.next_period):
+            rollover = grants.get(schedule.rollover_key(n))
+            if rollover is None:
+                continue
+            if n not in rolled:
+                yield f"{name}: period {n} rolled over but does not count as rolled over"
+                continue
+            period_grant = grants.get(schedule.grant_key(n))
+            carried = grants.get(schedule.rollover_key(n - 1))
+            sources = [g[0] for g in (period_grant, carried) if g is not None]
+            expired = LedgerEntry.objects.filter(
+                account_id__in=sources, operation_type=OperationType.EXPIRE
+            ).values_list("amount", flat=True)
+            cap = capped(
+                sum(expired, ZERO),
+                period_grant[1] if period_grant else ZERO,
+                max_amount=terms_for(terms, n).rollover_max_amount,
+                max_percent=terms_for(terms, n).rollover_max_percent,
+            )
+            if rollover[1] != cap:
+                yield f"{name}: period {n} rolled over {rollover[1]}, its expiry and cap say {cap}"

@@ -13,20 +13,30 @@ from ledger.services.credit_limits import set_credit_limit
 from ledger.services.deposits import Profile, deposit
 from ledger.services.refunds import refund
 from ledger.services.scheduled import expire_due, settle_due
+from ledger.services.schedules import (
+    cancel_schedule,
+    create_schedule,
+    grant_due,
+    update_schedule,
+)
 from ledger.services.settlements import consume, unfreeze
 from ledger.services.voids import void
 
 __all__ = [
     "Profile",
+    "cancel_schedule",
     "consume",
+    "create_schedule",
     "deduct",
     "deposit",
     "expire_account",
     "expire_due",
     "freeze",
+    "grant_due",
     "refund",
     "set_credit_limit",
     "settle_due",
     "unfreeze",
+    "update_schedule",
     "void",
 ]

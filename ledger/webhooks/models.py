@@ -33,6 +33,7 @@ class EventType(models.TextChoices):
     REFUNDED = "credits.refunded"
     DEBT_OPENED = "credits.debt_opened"
     DEBT_CLEARED = "credits.debt_cleared"
+    SCHEDULE_ENDED = "schedule.ended"
 
 
 def new_signing_secret() -> str:

@@ -3,6 +3,9 @@ it back from the database.
 """
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 from credits_project.json import dumps, loads
@@ -10,6 +13,7 @@ from customers.models import Project
 from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry
 from ledger.services import freeze
+from tests.server import ROOT, shared_database_url
 from tests.support import DAY, T0, deposit
 
 ACTOR = "api_key:test"
@@ -88,3 +92,16 @@ def entries(*operation_types: str, **filters) -> list[tuple]:
 def wire(response: dict) -> dict:
     """A service result as the API renders it (datetimes as strings, amounts exact)."""
     return loads(dumps(response))
+
+
+def run_scheduler_once() -> subprocess.CompletedProcess:
+    """`run_scheduler --once` in a process of its own, on the test database."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "run_scheduler", "--once"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": shared_database_url()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -3,9 +3,6 @@ deadline through the same `consume` / `unfreeze` a client calls; and the command
 """
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
@@ -19,8 +16,17 @@ from credits_project.errors import (
 from ledger.api.shapes import render
 from ledger.models import CreditAccount, LedgerEntry, Transaction
 from ledger.services import consume, deduct, expire_due, settle_due, unfreeze
-from tests.ledger.support import ACTOR, DAY, T0, counters, entries, grant, hold, wire
-from tests.server import ROOT, shared_database_url
+from tests.ledger.support import (
+    ACTOR,
+    DAY,
+    T0,
+    counters,
+    entries,
+    grant,
+    hold,
+    run_scheduler_once,
+    wire,
+)
 
 HOUR = dt.timedelta(hours=1)
 
@@ -358,15 +364,7 @@ def test_run_scheduler_once_expires_and_settles_due_work_and_exits_zero(project)
     hold(project, "job", 4, unfreeze_after_seconds=60, now=now - HOUR)
     hold(project, "later", 1, unfreeze_after_seconds=3600, now=now)
 
-    finished = subprocess.run(
-        [sys.executable, "manage.py", "run_scheduler", "--once"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": shared_database_url()},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    finished = run_scheduler_once()
 
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip() == "expired 1 account(s), settled 1 freeze(s)"

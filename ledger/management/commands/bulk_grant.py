@@ -68,13 +68,7 @@ class Command(BaseCommand):
         expiry.add_argument(
             "--expires-in", help="e.g. 30d, 12h, 2w: counted from the run's first pass."
         )
-        every.add_argument(
-            "--where",
-            action="append",
-            default=[],
-            metavar="metadata.KEY=VALUE",
-            help="Only customers whose metadata has this string value; repeatable.",
-        )
+        add_where_argument(every)
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(name=options["project"]).first()
@@ -128,12 +122,7 @@ class Command(BaseCommand):
         self.exit_if(tally.rejected and not options["skip_invalid"])
 
     def open(self, name: str) -> Any:
-        if name == "-":
-            return open(sys.stdin.fileno(), "rb", closefd=False)
-        try:
-            return Path(name).open("rb")
-        except OSError as error:
-            raise CommandError(f"Cannot read {name}: {error.strerror}.") from None
+        return open_input(name)
 
     # --- to every customer ------------------------------------------------------------------
 
@@ -223,6 +212,26 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
 
+def add_where_argument(group: Any) -> None:
+    group.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="metadata.KEY=VALUE",
+        help="Only customers whose metadata has this string value; repeatable.",
+    )
+
+
+def open_input(name: str) -> Any:
+    """The named file, or standard input for '-', as a binary stream."""
+    if name == "-":
+        return open(sys.stdin.fileno(), "rb", closefd=False)
+    try:
+        return Path(name).open("rb")
+    except OSError as error:
+        raise CommandError(f"Cannot read {name}: {error.strerror}.") from None
+
+
 def parse_condition(text: str) -> tuple[str, str]:
     match = METADATA_CONDITION.fullmatch(text)
     if match is None or "__" in match.group(1):
@@ -234,8 +243,8 @@ class Progress:
     """Progress on standard error: a bar with rows/s and the time left on a terminal, a plain
     line every few seconds otherwise (and one at the end). Refused rows are written above it."""
 
-    def __init__(self, command: BaseCommand, phase: str, expected: int):
-        self.out = command.stderr
+    def __init__(self, command: BaseCommand, phase: str, expected: int, name: str = "bulk_grant"):
+        self.out, self.name = command.stderr, name
         self.phase, self.expected, self.done = phase, expected, 0
         self.started = self.shown = time.monotonic()
         self.bar = None
@@ -270,7 +279,7 @@ class Progress:
         self.shown = time.monotonic()
         elapsed = max(self.shown - self.started, 1e-9)
         rate = self.done / elapsed
-        line = f"bulk_grant: {self.phase} {self.done}/{self.expected} rows, {rate:.0f} rows/s"
+        line = f"{self.name}: {self.phase} {self.done}/{self.expected} rows, {rate:.0f} rows/s"
         left = self.expected - self.done
         if left > 0 and rate > 0:
             line += f", about {left / rate:.0f} s left"

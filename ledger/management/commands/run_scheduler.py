@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from ledger.services import expire_due, settle_due
+from ledger.services import expire_due, grant_due, settle_due
 from ledger.services.notices import notify_expiring
 from ledger.webhooks.delivery import Dispatcher, fan_out
 
@@ -15,7 +15,8 @@ logger = logging.getLogger("credits.scheduler")
 
 class Command(BaseCommand):
     help = (
-        "Expire credits past their expiry, settle freezes past their auto-settlement deadline, "
+        "Grant schedules' periods and rollovers as they come due, expire credits past their "
+        "expiry, settle freezes past their auto-settlement deadline, "
         "write expiry notices and deliver webhooks, every SCHEDULER_INTERVAL_SECONDS (default "
         "10). Several may run at once."
     )
@@ -83,6 +84,10 @@ class Command(BaseCommand):
     def run_pass() -> tuple[int, int]:
         close_old_connections()
         expired = settled = 0
+        # Grants first: a period's grant and the expiry of the one before it fall due at one
+        # instant, and the rollover between them is made with the grant.
+        while grant_due():
+            pass
         while batch := expire_due():
             expired += batch
         while batch := settle_due():

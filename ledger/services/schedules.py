@@ -1,0 +1,512 @@
+"""Grant schedules: create, update and cancel them, and the scheduler's grants and rollovers.
+
+Every write of a schedule locks its customer first, as every writer of the customer does, and
+brings the schedule up to date (`catch_up`) before anything else: each period that has started
+and is not granted yet is granted, in order, as a deposit under the key
+`schedule:{schedule_id}:{n}` (`Grant`, the deposit's rules), and each grant whose expiry has
+come rolls over. The ledger's unique deposit keys and the schedule's counters, written in the
+same transaction, make each period's grant and rollover exactly once, however many schedulers
+run, and whatever an update or a cancel races.
+
+After downtime the scheduler catches up on every period started meanwhile. A period whose
+whole window passed while nobody granted it is still granted, with its own window: its credits
+are recorded as expired at once (and roll over as any expiry does), so the ledger shows every
+period, none skipped and none stretched past its window.
+
+Rollover: when period n's grant expires, what is left of it, and of what period n - 1 rolled
+into it (which expires with it), moves up to the cap of period n's terms into a new grant of
+business type ROLLOVER, under the key `schedule:{schedule_id}:{n}:rollover`, valid from that
+expiry until period n + 1's grant expires; the rest expires as any credits do. A schedule with
+no period n + 1 (ended, canceled) rolls nothing over from period n.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from credits_project.errors import (
+    IdempotencyConflict,
+    InvalidEndsAt,
+    InvalidRollover,
+    ScheduleNotActive,
+    ScheduleNotFound,
+)
+from credits_project.sql import fetch, placeholders
+from customers.models import Customer, Project
+from ledger.contract.schedules import UNSET
+from ledger.models import BusinessType, CreditLine, OperationType, Schedule, ScheduleTerms
+from ledger.models.schedules import terms_for
+from ledger.money import from_micros
+from ledger.periods import Calendar, capped, prorated
+from ledger.results import ScheduleResult
+from ledger.services.deposits import Grant
+from ledger.services.idempotency import fingerprint, retry_on_identity_race
+from ledger.services.locks import (
+    lock_customer_unless_busy,
+    lock_customers,
+    lock_or_create_customer,
+    now_under_lock,
+)
+from ledger.services.plan import Event, Plan, apply
+from ledger.services.scheduled import expire_accounts_of
+from ledger.services.settlements import SCHEDULER_ACTOR
+from ledger.webhooks.models import EventType
+
+logger = logging.getLogger("credits.scheduler")
+
+GRANT_BUSINESS_TYPE = BusinessType.SUBSCRIPTION
+PROGRESS = ["periods_granted", "periods_rolled", "status", "next_grant_at", "next_rollover_at"]
+
+
+@dataclass
+class Scheduled:
+    """A schedule being brought up to date, with what its writes need, its customer locked."""
+
+    schedule: Schedule
+    terms: list[ScheduleTerms]
+    customer: Customer
+    lines: list[CreditLine]
+    actor: str
+
+    @property
+    def project(self) -> Project:
+        return self.customer.project
+
+
+@retry_on_identity_race
+def create_schedule(
+    *,
+    project: Project,
+    schedule_id: str,
+    customer_id: str,
+    amount: Decimal,
+    period: str,
+    actor: str,
+    wallet: str = "default",
+    source: str = "schedule",
+    every: int = 1,
+    anchor: dt.datetime | None = None,
+    timezone: str = "UTC",
+    ends_at: dt.datetime | None = None,
+    expires_after_periods: int | None = 1,
+    rollover: dict[str, Decimal] | None = None,
+    prorate_first_period: bool = False,
+    description: str = "",
+    metadata: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> ScheduleResult:
+    """Put `customer_id` (created if new) on a schedule granting `amount` each period, and
+    grant the periods that have already started (the one the schedule is created in, prorated
+    with `prorate_first_period`; never one before it). A repeat of the same request replays
+    it; `schedule_id` with another request is `idempotency_conflict`."""
+    rollover = rollover or {}
+    metadata = metadata or {}
+    # What the schedule row keeps as sent.
+    kept = {
+        "wallet": wallet,
+        "source": source,
+        "period": period,
+        "every": every,
+        "timezone": timezone,
+        "ends_at": ends_at,
+        "prorate_first_period": prorate_first_period,
+        "description": description,
+        "metadata": metadata,
+    }
+    request = fingerprint(
+        customer_id=customer_id,
+        amount=amount,
+        anchor=anchor,
+        expires_after_periods=expires_after_periods,
+        rollover=rollover,
+        **kept,
+    )
+    if rollover and expires_after_periods is None:
+        raise InvalidRollover("rollover")
+    with transaction.atomic():
+        locked = lock_or_create_customer(
+            project,
+            customer_id,
+            deposit_key=None,
+            new={"metadata": {}, "created_at": now or dt.datetime.now(dt.UTC)},
+        )
+        earlier = (
+            Schedule.objects.filter(project=project, schedule_id=schedule_id)
+            .prefetch_related("terms")
+            .first()
+        )
+        if earlier is not None:
+            if earlier.fingerprint != request:
+                raise IdempotencyConflict({"field": "schedule_id"})
+            return ScheduleResult.of(earlier, customer_id, replay=True)
+        now = now_under_lock(now)
+        anchor = anchor or now
+        if ends_at is not None and ends_at <= anchor:
+            raise InvalidEndsAt("ends_at")
+        calendar = Calendar(anchor, period, every, timezone)
+        schedule = Schedule.objects.create(
+            project=project,
+            customer=locked.customer,
+            schedule_id=schedule_id,
+            anchor=anchor,
+            **kept,
+            fingerprint=request,
+            first_period=max(0, calendar.index_at(now)),
+            next_grant_at=now,
+            created_at=now,
+        )
+        terms = ScheduleTerms.objects.create(
+            schedule=schedule,
+            from_period=schedule.first_period,
+            amount=amount,
+            expires_after_periods=expires_after_periods,
+            rollover_max_amount=rollover.get("max_amount"),
+            rollover_max_percent=rollover.get("max_percent"),
+        )
+        scheduled = Scheduled(schedule, [terms], locked.customer, locked.lines, actor)
+        catch_up(scheduled, now)
+        return ScheduleResult.of(schedule, customer_id, replay=False)
+
+
+def update_schedule(
+    *,
+    project: Project,
+    schedule_id: str,
+    actor: str,
+    amount: Decimal = UNSET,
+    rollover: dict[str, Decimal] = UNSET,
+    ends_at: dt.datetime | None = UNSET,
+    expires_after_periods: int | None = UNSET,
+    now: dt.datetime | None = None,
+) -> ScheduleResult:
+    """Change what the schedule grants from its next period on (`amount`, `rollover`,
+    `expires_after_periods`; a field left `UNSET` stays), and when it ends (`ends_at`: no
+    period starts at or after it). Periods already started keep their terms."""
+    with transaction.atomic():
+        scheduled = lock_schedule(project, schedule_id, actor)
+        now = now_under_lock(now)
+        catch_up(scheduled, now)
+        schedule = scheduled.schedule
+        if schedule.status != Schedule.Status.ACTIVE or schedule.canceled_at is not None:
+            status = "canceled" if schedule.canceled_at else schedule.status
+            raise ScheduleNotActive({"schedule_id": schedule_id, "status": status})
+        current = max(scheduled.terms, key=lambda t: t.from_period)
+        new = {
+            "amount": current.amount if amount is UNSET else amount,
+            "expires_after_periods": current.expires_after_periods
+            if expires_after_periods is UNSET
+            else expires_after_periods,
+            "rollover_max_amount": current.rollover_max_amount,
+            "rollover_max_percent": current.rollover_max_percent,
+        }
+        if rollover is not UNSET:
+            new["rollover_max_amount"] = rollover.get("max_amount")
+            new["rollover_max_percent"] = rollover.get("max_percent")
+        if new["expires_after_periods"] is None and (
+            new["rollover_max_amount"] is not None or new["rollover_max_percent"] is not None
+        ):
+            raise InvalidRollover("rollover")
+        if ends_at is not UNSET:
+            if ends_at is not None and ends_at <= schedule.anchor:
+                raise InvalidEndsAt("ends_at")
+            schedule.ends_at = ends_at
+            schedule.save(update_fields=["ends_at"])
+        if any(getattr(current, name) != value for name, value in new.items()):
+            terms, _ = ScheduleTerms.objects.update_or_create(
+                schedule=schedule, from_period=schedule.next_period, defaults=new
+            )
+            scheduled.terms = [t for t in scheduled.terms if t.from_period < terms.from_period]
+            scheduled.terms.append(terms)
+        catch_up(scheduled, now)
+        schedule = refreshed(schedule)
+        return ScheduleResult.of(schedule, scheduled.customer.external_id)
+
+
+def cancel_schedule(
+    *,
+    project: Project,
+    schedule_id: str,
+    actor: str,
+    at: str = "now",
+    now: dt.datetime | None = None,
+) -> ScheduleResult:
+    """Cancel the schedule: `now` grants nothing more (what was granted stays, the periods
+    already started included); `period_end` lets the current period run and grants none
+    after it (a second cancel `now` ends it at once). Canceling a canceled schedule answers
+    it as it is; an ended one is `schedule_not_active`."""
+    with transaction.atomic():
+        scheduled = lock_schedule(project, schedule_id, actor)
+        now = now_under_lock(now)
+        catch_up(scheduled, now)
+        schedule = scheduled.schedule
+        if schedule.status == Schedule.Status.ENDED:
+            raise ScheduleNotActive({"schedule_id": schedule_id, "status": schedule.status})
+        if schedule.status == Schedule.Status.ACTIVE:
+            # Before its first period, there is no current period to let run.
+            if at == "now" or schedule.periods_granted == 0:
+                schedule.canceled_at = schedule.canceled_at or now
+                end(scheduled, now)
+            elif schedule.canceled_at is None:
+                schedule.canceled_at = now
+                boundary = schedule.calendar.start(schedule.next_period)
+                if schedule.ends_at is None or boundary < schedule.ends_at:
+                    schedule.ends_at = boundary
+                schedule.save(update_fields=["canceled_at", "ends_at"])
+        return ScheduleResult.of(refreshed(schedule), scheduled.customer.external_id)
+
+
+def lock_schedule(project: Project, schedule_id: str, actor: str) -> Scheduled:
+    """Lock the customer of `schedule_id`, then read the schedule afresh with its terms and
+    the customer's credit lines. Raises `ScheduleNotFound`."""
+    found = (
+        Schedule.objects.filter(project=project, schedule_id=schedule_id)
+        .values_list("customer__external_id", flat=True)
+        .first()
+    )
+    if found is None:
+        raise ScheduleNotFound({"schedule_id": schedule_id})
+    customer = lock_customers(project, [found])[found]
+    schedule = Schedule.objects.prefetch_related("terms").get(
+        project=project, schedule_id=schedule_id
+    )
+    terms = sorted(schedule.terms.all(), key=lambda t: t.from_period)
+    return Scheduled(schedule, terms, customer, CreditLine.objects.of(customer), actor)
+
+
+def refreshed(schedule: Schedule) -> Schedule:
+    return Schedule.objects.prefetch_related("terms").get(pk=schedule.pk)
+
+
+# --- the scheduler -------------------------------------------------------------------------
+
+
+def grant_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
+    """Grant every started period not granted yet, and roll over every expiry due, of up to
+    `batch_size` customers' schedules (each customer in a transaction of its own; one another
+    process holds is left to the next pass). Returns how many grants and rollovers it made."""
+    now = now or timezone.now()
+    return sum(run_schedules_of(customer_pk, now) for customer_pk in customers_due(now, batch_size))
+
+
+def due(now: dt.datetime) -> Q:
+    return Q(next_grant_at__lte=now) | Q(next_rollover_at__lte=now)
+
+
+def customers_due(now: dt.datetime, batch_size: int) -> list[int]:
+    """Customers with a schedule due, as read now (another scheduler may be first)."""
+    return list(
+        Schedule.objects.filter(due(now))
+        .values_list("customer_id", flat=True)
+        .distinct()[:batch_size]
+    )
+
+
+def run_schedules_of(customer_pk: int, now: dt.datetime) -> int:
+    """Bring the customer's due schedules up to date, unless another process holds the
+    customer. A schedule whose grant the ledger refuses (a client took its deposit key) is
+    logged and left for an operator; the others go on."""
+    try:
+        with transaction.atomic():
+            if not lock_customer_unless_busy(customer_pk):
+                return 0
+            schedules = list(
+                Schedule.objects.filter(due(now), customer_id=customer_pk)
+                .select_related("customer__project")
+                .prefetch_related("terms")
+                .order_by("id")
+            )
+            if not schedules:
+                return 0
+            customer = schedules[0].customer
+            lines = CreditLine.objects.of(customer)
+            return sum(
+                catch_up(
+                    Scheduled(
+                        schedule,
+                        sorted(schedule.terms.all(), key=lambda t: t.from_period),
+                        customer,
+                        lines,
+                        SCHEDULER_ACTOR,
+                    ),
+                    now,
+                )
+                for schedule in schedules
+            )
+    except IntegrityError:
+        logger.exception("could not grant the schedules of customer %s", customer_pk)
+        return 0
+
+
+def catch_up(scheduled: Scheduled, now: dt.datetime) -> int:
+    """Grant each started period not granted yet, roll over each expiry due, and end the
+    schedule when its end has come; the caller holds the customer's lock. Returns how many
+    grants and rollovers it made."""
+    made = grant_started(scheduled, now) + roll_over_due(scheduled, now)
+    plan = Plan(actor=scheduled.actor, now=now)
+    schedule = scheduled.schedule
+    if schedule.status == Schedule.Status.ACTIVE and reached_end(schedule, now):
+        end(scheduled, now, plan=plan)
+    plan.update(schedule, PROGRESS)
+    apply(plan)
+    return made
+
+
+def reached_end(schedule: Schedule, now: dt.datetime) -> bool:
+    return (
+        schedule.ends_at is not None
+        and schedule.ends_at <= now
+        and (schedule.calendar.start(schedule.next_period) >= schedule.ends_at)
+    )
+
+
+def grant_started(scheduled: Scheduled, now: dt.datetime) -> int:
+    schedule, calendar = scheduled.schedule, scheduled.schedule.calendar
+    plan = Plan(actor=scheduled.actor, now=now)
+    made = 0
+    while schedule.status == Schedule.Status.ACTIVE:
+        n = schedule.next_period
+        start = calendar.start(n)
+        if schedule.ends_at is not None and start >= schedule.ends_at:
+            # Woken at the end, to record it.
+            schedule.next_grant_at = schedule.ends_at
+            break
+        if start > now:
+            schedule.next_grant_at = start
+            break
+        terms = terms_for(scheduled.terms, n)
+        amount = terms.amount
+        if n == schedule.first_period and schedule.prorate_first_period:
+            amount = prorated(amount, start, calendar.end(n), schedule.created_at)
+        if amount > 0:
+            grant = Grant(
+                amount=amount,
+                wallet=schedule.wallet,
+                source=schedule.source,
+                starts_at=start,
+                expires_at=calendar.valid_until(n, terms.expires_after_periods),
+                idempotency_key=schedule.grant_key(n),
+                description=schedule.description,
+                business_type=GRANT_BUSINESS_TYPE,
+            )
+            record(plan, scheduled, grant)
+            made += 1
+        schedule.periods_granted += 1
+    apply(plan)
+    return made
+
+
+def record(plan: Plan, scheduled: Scheduled, grant: Grant) -> None:
+    customer = scheduled.customer
+    grant.record(
+        plan,
+        scheduled.project,
+        customer,
+        request=grant.fingerprint(customer.external_id),
+        lines=scheduled.lines,
+    )
+
+
+def roll_over_due(scheduled: Scheduled, now: dt.datetime) -> int:
+    """Roll over each granted period whose grant has expired, in order (see the module)."""
+    schedule, calendar = scheduled.schedule, scheduled.schedule.calendar
+    schedule.next_rollover_at = None
+    made = 0
+    while schedule.periods_rolled < schedule.periods_granted:
+        n = schedule.first_period + schedule.periods_rolled
+        terms = terms_for(scheduled.terms, n)
+        if terms.rolls_over:
+            expiry = calendar.valid_until(n, terms.expires_after_periods)
+            if expiry > now:
+                schedule.next_rollover_at = expiry
+                break
+            made += roll_over(scheduled, n, terms, expiry, now)
+        schedule.periods_rolled += 1
+    return made
+
+
+def roll_over(
+    scheduled: Scheduled, n: int, terms: ScheduleTerms, expiry: dt.datetime, now: dt.datetime
+) -> int:
+    """Move what period `n`'s grant leaves at its expiry, up to the cap, into a ROLLOVER grant
+    that expires with period n + 1's. Returns 1 when it granted something."""
+    schedule, customer = scheduled.schedule, scheduled.customer
+    # The expiry is recorded first (if no expiry pass did yet), so what is left is what its
+    # EXPIRE entries took.
+    expire_accounts_of(customer.pk, now, actor=scheduled.actor)
+    if n + 1 >= schedule.next_period:
+        return 0  # no next period: the remainder simply expired
+    granted, left = expired_remainder(customer.pk, schedule, n)
+    amount = capped(
+        left,
+        granted,
+        max_amount=terms.rollover_max_amount,
+        max_percent=terms.rollover_max_percent,
+    )
+    if amount <= 0:
+        return 0
+    following = terms_for(scheduled.terms, n + 1)
+    plan = Plan(actor=scheduled.actor, now=now)
+    grant = Grant(
+        amount=amount,
+        wallet=schedule.wallet,
+        source=schedule.source,
+        starts_at=expiry,
+        expires_at=schedule.calendar.valid_until(n + 1, following.expires_after_periods),
+        idempotency_key=schedule.rollover_key(n),
+        description=f"rollover of period {n}",
+        business_type=BusinessType.ROLLOVER,
+    )
+    record(plan, scheduled, grant)
+    apply(plan)
+    return 1
+
+
+def expired_remainder(customer_pk: int, schedule: Schedule, n: int) -> tuple[Decimal, Decimal]:
+    """(what period `n` granted, what of it and of the rollover into it expired unused)."""
+    keys = [schedule.grant_key(n), schedule.rollover_key(n - 1)]
+    rows = fetch(
+        "SELECT g.transaction_id, g.amount, "
+        "(SELECT COALESCE(SUM(e.amount), 0) FROM ledger_ledgerentry e "
+        "WHERE e.account_id = g.account_id AND e.operation_type = %s) "
+        "FROM ledger_ledgerentry g WHERE g.customer_id = %s AND g.operation_type = %s "
+        f"AND g.transaction_id IN ({placeholders(len(keys))})",
+        [OperationType.EXPIRE, customer_pk, OperationType.GRANT, *keys],
+    )
+    granted = sum((from_micros(a) for key, a, _ in rows if key == keys[0]), Decimal(0))
+    left = sum((from_micros(int(expired)) for _, _, expired in rows), Decimal(0))
+    return granted, left
+
+
+def end(scheduled: Scheduled, now: dt.datetime, *, plan: Plan | None = None) -> None:
+    """Record the schedule's end (canceled when it was canceled) and send `schedule.ended`."""
+    schedule = scheduled.schedule
+    own = plan is None
+    plan = plan or Plan(actor=scheduled.actor, now=now)
+    schedule.status = (
+        Schedule.Status.CANCELED if schedule.canceled_at is not None else Schedule.Status.ENDED
+    )
+    schedule.next_grant_at = None
+    plan.emit(
+        Event(
+            EventType.SCHEDULE_ENDED,
+            scheduled.project,
+            scheduled.customer.pk,
+            scheduled.customer.external_id,
+            data={
+                "schedule_id": schedule.schedule_id,
+                "status": schedule.status,
+                "periods_granted": schedule.periods_granted,
+                "ends_at": schedule.ends_at,
+                "canceled_at": schedule.canceled_at,
+            },
+        )
+    )
+    if own:
+        plan.update(schedule, [*PROGRESS, "canceled_at"])
+        apply(plan)
