@@ -24,6 +24,9 @@ Design overview
   its next deposits pay back first; refunds put a charge's credits back on the accounts it
   drew, and a void ends an account's unused credits early (see `credit_lines`,
   `ledger.services.refunds`, `ledger.services.voids`).
+* Slots (`SlotPool`, `SlotHolding`, `SlotEvent`) count concurrency capacity and what
+  resources hold of it; entitlements (`Entitlement`, `EntitlementEvent`) are a customer's
+  feature values with validity windows (see `slots`, `entitlements`).
 * Counters only ever change inside a service function (`ledger/services/`), in one database
   transaction, with the customer's row locked first.
 
@@ -34,8 +37,10 @@ This package is the bottom floor with `ledger.rules`, `ledger.money`, `ledger.re
 from ledger.models.accounts import CreditAccount, Validity
 from ledger.models.choices import BusinessType, OperationType
 from ledger.models.credit_lines import CreditLimitChange, CreditLine
+from ledger.models.entitlements import Entitlement, EntitlementEvent
 from ledger.models.entries import LedgerCounter, LedgerEntry
 from ledger.models.operators import OperatorAction
+from ledger.models.slots import SlotEvent, SlotHolding, SlotPool
 from ledger.models.spent import SpentCredits
 from ledger.models.transactions import Transaction
 
@@ -47,10 +52,15 @@ __all__ = [
     "CreditAccount",
     "CreditLimitChange",
     "CreditLine",
+    "Entitlement",
+    "EntitlementEvent",
     "LedgerCounter",
     "LedgerEntry",
     "OperationType",
     "OperatorAction",
+    "SlotEvent",
+    "SlotHolding",
+    "SlotPool",
     "SpentCredits",
     "Transaction",
     "Validity",

@@ -11,21 +11,29 @@ from ledger.services.charges import deduct, freeze
 from ledger.services.corrections import expire_account
 from ledger.services.credit_limits import set_credit_limit
 from ledger.services.deposits import Profile, deposit
+from ledger.services.entitlements import remove_entitlement, set_entitlement
 from ledger.services.refunds import refund
 from ledger.services.scheduled import expire_due, settle_due
 from ledger.services.settlements import consume, unfreeze
+from ledger.services.slots import claim, grant_capacity, release, revoke_capacity
 from ledger.services.voids import void
 
 __all__ = [
     "Profile",
+    "claim",
     "consume",
     "deduct",
     "deposit",
     "expire_account",
     "expire_due",
     "freeze",
+    "grant_capacity",
     "refund",
+    "release",
+    "remove_entitlement",
+    "revoke_capacity",
     "set_credit_limit",
+    "set_entitlement",
     "settle_due",
     "unfreeze",
     "void",
