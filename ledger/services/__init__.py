@@ -13,7 +13,7 @@ from ledger.services.credit_limits import set_credit_limit
 from ledger.services.deposits import Profile, deposit
 from ledger.services.entitlements import remove_entitlement, set_entitlement
 from ledger.services.refunds import refund
-from ledger.services.scheduled import expire_due, settle_due
+from ledger.services.scheduled import expire_due, release_due, settle_due
 from ledger.services.settlements import consume, unfreeze
 from ledger.services.slots import claim, grant_capacity, release, revoke_capacity
 from ledger.services.voids import void
@@ -30,6 +30,7 @@ __all__ = [
     "grant_capacity",
     "refund",
     "release",
+    "release_due",
     "remove_entitlement",
     "revoke_capacity",
     "set_credit_limit",

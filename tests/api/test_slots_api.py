@@ -441,3 +441,17 @@ def test_customer_ids_with_a_slash_work_in_paths(http):
 
     assert pools["pools"][0]["capacity"] == 2
     assert events["total_count"] == 1
+
+
+def test_a_claim_with_ttl_seconds_answers_its_lease_and_a_repeat_renews_it(http):
+    grant(http, 2)
+
+    leased = ok(claim(http, "job", ttl_seconds=600))
+    renewed = ok(claim(http, "job", ttl_seconds=1200))
+
+    holding = SlotHolding.objects.get()
+    assert leased["expires_at"].endswith("Z")
+    assert renewed["expires_at"] > leased["expires_at"]
+    assert renewed["holding_id"] == leased["holding_id"] == str(holding.pk)
+    assert holding.ttl_seconds == 1200
+    assert "expires_at" not in ok(claim(http, "no-lease"))

@@ -2,6 +2,7 @@
 outside a wrapping transaction, calling the services. The customer's lock decides each race
 on PostgreSQL; SQLite serializes every writer; the same outcome must hold on both."""
 
+import datetime as dt
 from collections import Counter
 
 import pytest
@@ -11,6 +12,7 @@ from ledger import services
 from ledger.models import Entitlement, EntitlementEvent, SlotEvent, SlotHolding, SlotPool
 from ledger.selectors.consistency import check_ledger
 from tests.concurrency.test_deposit_races import THREADS, run_together
+from tests.ledger.support import T0
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,3 +137,36 @@ def test_concurrent_first_sets_for_a_new_customer_make_one_customer_and_one_enti
     assert Entitlement.objects.count() == 1
     assert sum(r.is_created for r in results) == 1
     assert EntitlementEvent.objects.count() == THREADS
+
+
+def test_two_schedulers_release_each_expired_lease_exactly_once(project):
+    customers = [f"c{i}" for i in range(20)]
+    for customer_id in customers:
+        grant(project, 5, customer_id=customer_id)
+        for job in range(3):
+            services.claim(
+                project=project,
+                customer_id=customer_id,
+                wallet="gpu",
+                resource_id=f"job-{job}",
+                actor="test",
+                ttl_seconds=1,
+                now=T0,
+            )
+
+    def scheduler(_: int) -> int:
+        released = 0
+        while batch := services.release_due(now=T0 + dt.timedelta(seconds=2), batch_size=7):
+            released += batch
+        return released
+
+    results = run_together(scheduler, count=2)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sum(results) == 60
+    releases = SlotEvent.objects.filter(type="RELEASE")
+    assert releases.count() == 60
+    assert set(releases.values_list("actor", flat=True)) == {"scheduler"}
+    assert len(set(releases.values_list("holding_id", flat=True))) == 60
+    assert not SlotHolding.objects.exists()
+    assert set(SlotPool.objects.values_list("in_use", flat=True)) == {0}
