@@ -416,6 +416,14 @@ class SlotHoldingNotFound(NotFound):
     message = "the resource holds no slot in this wallet"
 
 
+class EntitlementNotFound(NotFound):
+    """An operator's remove of an entitlement the customer does not have (the API's remove
+    answers `removed: false` instead, so that a retry is harmless)."""
+
+    code = "entitlement_not_found"
+    message = "the customer has no such entitlement"
+
+
 class EntitlementCustomerNotFound(NotFound):
     code = "entitlement_customer_not_found"
     message = "customer not found"

@@ -125,6 +125,7 @@ ERRORS = {
     "slot_pool_not_found": ("not_found", "the customer has no slot pool in this wallet"),
     "slot_holding_not_found": ("not_found", "the resource holds no slot in this wallet"),
     "entitlement_customer_not_found": ("not_found", "customer not found"),
+    "entitlement_not_found": ("not_found", "the customer has no such entitlement"),
     "invalid_json": ("bad_request", "the request body must be a JSON object"),
     "missing_api_key": ("auth_error", "missing API key: send Authorization: Bearer <api_key>"),
     "invalid_api_key": ("auth_error", "invalid API key"),

@@ -25,6 +25,11 @@ class OperatorAction(models.Model):
         REFUND = "REFUND", "Refund a charge"
         VOID = "VOID", "Void an account"
         CREDIT_LIMIT = "CREDIT_LIMIT", "Set a credit limit"
+        SLOT_GRANT = "SLOT_GRANT", "Grant slot capacity"
+        SLOT_REVOKE = "SLOT_REVOKE", "Revoke slot capacity"
+        SLOT_RELEASE = "SLOT_RELEASE", "Release a slot holding"
+        FEATURE_SET = "FEATURE_SET", "Set an entitlement"
+        FEATURE_REMOVE = "FEATURE_REMOVE", "Remove an entitlement"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
     actor = models.CharField(max_length=200)
@@ -33,7 +38,8 @@ class OperatorAction(models.Model):
     amount = CreditAmountField(null=True, blank=True)
     # The ledger's transaction id of the change (the grant's idempotency key, the deduct's or
     # the freeze's id, the refund's or the void's id); "account <id>" for an expiry, whose
-    # entries carry none; "credit limit <wallet>" for a limit set.
+    # entries carry none; "credit limit <wallet>" for a limit set; the capacity change's
+    # idempotency key; the released resource; the entitlement's feature key.
     transaction_id = models.CharField(max_length=255)
     token = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)

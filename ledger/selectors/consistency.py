@@ -231,10 +231,14 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
         kind.UNFREEZE: (Transaction.Kind.FREEZE, Transaction.State.UNFROZEN),
         kind.CONSUME: (Transaction.Kind.FREEZE, Transaction.State.CONSUMED),
     }
+    done_to_features = _feature_changes(actions)
     for action in actions:
         key = (action.customer_id, action.transaction_id)
         name = f"operator action {action.pk} ({action.action} {action.transaction_id})"
-        if action.action == kind.GRANT:
+        if action.action in FEATURE_ACTIONS:
+            if (*key, FEATURE_ACTIONS[action.action], action.actor) not in done_to_features:
+                yield f"{name}: no {FEATURE_ACTIONS[action.action]} event by {action.actor}"
+        elif action.action == kind.GRANT:
             entry = grants.get(key)
             if entry is None or (entry.amount, entry.actor) != (action.amount, action.actor):
                 yield f"{name}: no GRANT entry of {action.amount} by {action.actor}"
@@ -252,6 +256,36 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
             charge = charges.get((*key, True))
             if charge is None or (charge.kind, charge.state) != settled[action.action]:
                 yield f"{name}: no {settled[action.action][0]} in state {settled[action.action][1]}"
+
+
+# The event each slot or entitlement action of an operator writes.
+FEATURE_ACTIONS = {
+    OperatorAction.Action.SLOT_GRANT: SlotEvent.Type.GRANT_CAPACITY,
+    OperatorAction.Action.SLOT_REVOKE: SlotEvent.Type.REVOKE_CAPACITY,
+    OperatorAction.Action.SLOT_RELEASE: SlotEvent.Type.RELEASE,
+    OperatorAction.Action.FEATURE_SET: EntitlementEvent.Type.SET,
+    OperatorAction.Action.FEATURE_REMOVE: EntitlementEvent.Type.REMOVE,
+}
+
+
+def _feature_changes(actions: list[OperatorAction]) -> set[tuple[int, str, str, str]]:
+    """(customer, what the action names, event type, actor) of the slot and entitlement
+    events of the customers these operator actions touched: a capacity change is named by
+    its idempotency key, a release by its resource, an entitlement change by its feature."""
+    customers = {a.customer_id for a in actions if a.action in FEATURE_ACTIONS}
+    if not customers:
+        return set()
+    found = set()
+    for event in SlotEvent.objects.filter(customer_id__in=customers).only(
+        "customer_id", "type", "idempotency_key", "resource_id", "actor"
+    ):
+        named = event.resource_id if event.type == SlotEvent.Type.RELEASE else event.idempotency_key
+        found.add((event.customer_id, named, event.type, event.actor))
+    for event in EntitlementEvent.objects.filter(customer_id__in=customers).only(
+        "customer_id", "type", "feature_key", "actor"
+    ):
+        found.add((event.customer_id, event.feature_key, event.type, event.actor))
+    return found
 
 
 def _slot_problems(project: Project | None) -> Iterator[str]:
