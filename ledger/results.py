@@ -332,10 +332,11 @@ class SlotPoolResult(SlotPoolSummary):
 
 @dataclass(frozen=True, slots=True)
 class SlotHoldingResult(SlotPoolSummary):
-    """A claim's or release's answer: the pool after it and the holding. `expires_at` is the
-    lease's end, sent only for a holding with a lease."""
+    """A claim's or release's answer: the pool after it and the holding (its id and what
+    holds it). `expires_at` is the lease's end, sent only for a holding with a lease."""
 
     holding_id: str
+    resource_id: str
     is_idempotent_replay: bool
     expires_at: dt.datetime | None = field(default=None, metadata=OMIT_WHEN_NONE)
 

@@ -45,11 +45,17 @@ def pool_result(pool: SlotPool, *, replay: bool) -> SlotPoolResult:
 
 
 def holding_result(
-    pool: SlotPool, holding_id: int, *, replay: bool, expires_at: dt.datetime | None = None
+    pool: SlotPool,
+    holding_id: int,
+    resource_id: str,
+    *,
+    replay: bool,
+    expires_at: dt.datetime | None = None,
 ) -> SlotHoldingResult:
     return SlotHoldingResult(
         **SlotPoolSummary.fields_of(pool),
         holding_id=str(holding_id),
+        resource_id=resource_id,
         is_idempotent_replay=replay,
         expires_at=expires_at,
     )
@@ -150,7 +156,7 @@ def claim(
         if holding is not None:
             renew(holding, ttl_seconds, now)
             return holding_result(
-                holding.pool, holding.pk, replay=True, expires_at=holding.expires_at
+                holding.pool, holding.pk, resource_id, replay=True, expires_at=holding.expires_at
             )
         pool = pool_for(customer, wallet, source, amount)
         pool.in_use += amount
@@ -176,7 +182,9 @@ def claim(
             holding_id=holding.pk,
             description=description,
         )
-    return holding_result(pool, holding.pk, replay=False, expires_at=holding.expires_at)
+    return holding_result(
+        pool, holding.pk, resource_id, replay=False, expires_at=holding.expires_at
+    )
 
 
 def release(
@@ -204,9 +212,9 @@ def release(
             )
             if last is None or last.type != Type.RELEASE:
                 raise SlotHoldingNotFound({"wallet": wallet, "resource_id": resource_id})
-            return holding_result(last.pool, last.holding_id, replay=True)
+            return holding_result(last.pool, last.holding_id, resource_id, replay=True)
         free(customer, holding, actor=actor, now=now_under_lock(now))
-    return holding_result(holding.pool, holding.pk, replay=False)
+    return holding_result(holding.pool, holding.pk, resource_id, replay=False)
 
 
 def free(customer: Customer, holding: SlotHolding, *, actor: str, now: dt.datetime) -> None:

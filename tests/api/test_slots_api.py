@@ -91,11 +91,11 @@ def test_claim_takes_one_slot_by_default_and_release_gives_exactly_it_back(http)
     claimed = ok(claim(http, "job-1"))
     holding = SlotHolding.objects.get()
     assert claimed == pool_body(
-        pool_id, 5, 1, holding_id=str(holding.pk), is_idempotent_replay=False
+        pool_id, 5, 1, holding_id=str(holding.pk), resource_id="job-1", is_idempotent_replay=False
     )
     released = ok(release(http, "job-1"))
     assert released == pool_body(
-        pool_id, 5, 0, holding_id=str(holding.pk), is_idempotent_replay=False
+        pool_id, 5, 0, holding_id=str(holding.pk), resource_id="job-1", is_idempotent_replay=False
     )
     assert not SlotHolding.objects.exists()
 
