@@ -188,6 +188,10 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
         "chart": line_chart(history, title="Available credits per wallet, last 90 days (UTC)"),
         "ledger_url": reverse("admin:ledger_ledgerentry_changelist") + "?" + of_customer,
         "audit_url": reverse("admin:ledger_operatoraction_changelist") + "?" + of_customer,
+        "slot_events_url": reverse("admin:ledger_slotevent_changelist") + "?" + of_customer,
+        "entitlement_events_url": reverse("admin:ledger_entitlementevent_changelist")
+        + "?"
+        + of_customer,
         "accounts_url": reverse("admin:ledger_creditaccount_changelist")
         + "?"
         + urlencode({"q": customer.external_id, "customer__project__id__exact": project}),

@@ -108,6 +108,15 @@ def test_an_operator_reads_and_changes_slots_and_entitlements(
     assert "Grant slot capacity" in audit and "Remove an entitlement" in audit
     shoot(browser, "slots-customer-page-after")
 
+    browser.find_element(By.ID, "credits-slot-history").click()
+    history = wait_for(browser, "#result_list").text
+    assert "Release" in history and "render-2" in history and "staff:alice" in history
+    shoot(browser, "slots-history")
+    browser.back()
+    wait_for(browser, "#credits-entitlement-history").click()
+    history = wait_for(browser, "#result_list").text
+    assert "Remove" in history and "trial" in history
+
     assert sorted(OperatorAction.objects.values_list("action", flat=True)) == [
         "FEATURE_REMOVE",
         "FEATURE_SET",
@@ -131,6 +140,10 @@ def test_support_reads_slots_and_entitlements_and_is_refused_their_actions(
     assert "Release" not in browser.find_element(By.ID, "credits-pools").text
     assert "Remove" not in browser.find_element(By.ID, "credits-entitlements").text
 
+    browser.find_element(By.ID, "credits-slot-history").click()
+    assert "render-1" in wait_for(browser, "#result_list").text
+    browser.back()
+    wait_for(browser, "#credits-pools")
     for action in ("slot-grant", "slot-release", "entitlement-set", "entitlement-remove"):
         browser.get(browser.current_url.split("/change/")[0] + f"/credits/{action}/")
         assert "403" in browser.title or "Forbidden" in browser.page_source
