@@ -48,6 +48,7 @@ OPEN_ACCOUNTS = 10
 LEDGER_FILL = 1_000_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SCRIPT = ROOT / "bench" / "wrk" / "scenario.lua"
+PAIRED = ("freeze_consume", "deduct_refund", "claim_release")  # rates count pairs
 
 
 @dataclass
@@ -89,6 +90,11 @@ def seed() -> tuple[str, int]:
     for n in range(SPREAD):
         grant(f"spread-{n}", 10**9)
     grant("hot-0", 10**9)
+    # Slots to claim: enough that no pair is refused however many are in flight.
+    for customer_id in [*(f"spread-{n}" for n in range(SPREAD)), "hot-0"]:
+        services.grant_capacity(
+            project=project, customer_id=customer_id, wallet="jobs", amount=10**6, actor="bench"
+        )
     grant("open-0", 10**9, OPEN_ACCOUNTS)
     grant("spent-0", 1, SPENT_ACCOUNTS)
     services.deduct(
@@ -235,7 +241,7 @@ class Load:
         if output.returncode or found is None:
             raise RuntimeError(f"wrk failed:\n{output.stdout}{output.stderr}")
         raw = json.loads(found[1])
-        done = raw["pairs"] if mode in ("freeze_consume", "deduct_refund") else raw["requests"]
+        done = raw["pairs"] if mode in PAIRED else raw["requests"]
         result = Result(
             name=name,
             connections=connections,
@@ -273,6 +279,8 @@ def main() -> None:
             load("deduct, spread, 64 connections", "deduct", "spread-", SPREAD, 64),
             load("freeze + consume pair, spread", "freeze_consume", "spread-", SPREAD),
             load("deduct + refund pair, spread", "deduct_refund", "spread-", SPREAD),
+            load("slot claim + release pair, spread", "claim_release", "spread-", SPREAD),
+            load("slot claim + release pair, one hot customer", "claim_release", "hot-", 1),
             load("deduct, spread, with a credit limit", "deduct", "limited-", SPREAD),
             load("deduct into debt, spread", "deduct", "debtor-", SPREAD),
             load("deposit to an existing customer, spread", "deposit", "spread-", SPREAD),

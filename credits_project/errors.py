@@ -328,6 +328,106 @@ class InvalidGrantFile(BadRequest):
     message = "the grant file's columns are not valid"
 
 
+# Slots and entitlements
+
+
+class WalletRequired(FieldError):
+    code = "wallet_required"
+    message = "wallet is required"
+
+    def __init__(self) -> None:
+        super().__init__("wallet")
+
+
+class ResourceIdRequired(FieldError):
+    code = "resource_id_required"
+    message = "resource_id is required"
+
+    def __init__(self) -> None:
+        super().__init__("resource_id")
+
+
+class InvalidSlotAmount(FieldError):
+    code = "invalid_slot_amount"
+    message = "amount must be a whole number of slots, at most 10^9"
+
+
+class InvalidLeaseTtl(FieldError):
+    code = "invalid_ttl_seconds"
+    message = "ttl_seconds must be an integer number of seconds from 1 to 2592000"
+
+
+class InvalidFromAt(FieldError):
+    code = "invalid_from_at"
+    message = "from_at must be an ISO-8601 datetime with a timezone"
+
+
+class InvalidToAt(FieldError):
+    code = "invalid_to_at"
+    message = "to_at must be an ISO-8601 datetime with a timezone"
+
+
+class SlotInsufficientCapacity(BadRequest):
+    """A claim that no pool it may take has room for; `details` has `requested` and
+    `available` (summed over those pools)."""
+
+    code = "slot_insufficient_capacity"
+    message = "not enough slot capacity available"
+
+
+class SlotSplitRequired(BadRequest):
+    """A claim without `source` that the wallet's pools could hold together but no one of
+    them alone; `details` has `requested`, `available` and `largest_available`."""
+
+    code = "slot_split_required"
+    message = "no single pool of the wallet can hold the claim; claim per source"
+
+
+class SlotCapacityBelowInUse(BadRequest):
+    """A revoke that would leave the pool less capacity than it has in use; `details` has
+    `requested`, `capacity` and `in_use`."""
+
+    code = "slot_capacity_below_in_use"
+    message = "the revoke would take the capacity below what is in use"
+
+
+class FeatureKeyRequired(FieldError):
+    code = "feature_key_required"
+    message = "feature_key is required"
+
+    def __init__(self) -> None:
+        super().__init__("feature_key")
+
+
+class ValueRequired(FieldError):
+    code = "value_required"
+    message = "value is required"
+
+    def __init__(self) -> None:
+        super().__init__("value")
+
+
+class EntitlementValidationError(FieldError):
+    """An entitlement field of the wrong kind (a value that is not a string, a key or value
+    too long, a NUL); `details` names the field and the reason."""
+
+    code = "entitlement_validation_error"
+    message = "the entitlement is not valid"
+
+    def __init__(self, field: str, reason: str, **details: Any):
+        super().__init__(field, reason=reason, **details)
+
+
+class InvalidValidFrom(FieldError):
+    code = "invalid_valid_from"
+    message = "valid_from must be an ISO-8601 datetime with a timezone, or null"
+
+
+class InvalidValidUntil(FieldError):
+    code = "invalid_valid_until"
+    message = "valid_until must be an ISO-8601 datetime with a timezone, or null"
+
+
 # --- 401 -----------------------------------------------------------------------------------
 
 
@@ -381,6 +481,29 @@ class AccountNotFound(NotFound):
 class ScheduleNotFound(NotFound):
     code = "schedule_not_found"
     message = "schedule not found"
+
+
+class SlotPoolNotFound(NotFound):
+    code = "slot_pool_not_found"
+    message = "the customer has no slot pool in this wallet"
+
+
+class SlotHoldingNotFound(NotFound):
+    code = "slot_holding_not_found"
+    message = "the resource holds no slot in this wallet"
+
+
+class EntitlementNotFound(NotFound):
+    """An operator's remove of an entitlement the customer does not have (the API's remove
+    answers `removed: false` instead, so that a retry is harmless)."""
+
+    code = "entitlement_not_found"
+    message = "the customer has no such entitlement"
+
+
+class EntitlementCustomerNotFound(NotFound):
+    code = "entitlement_customer_not_found"
+    message = "customer not found"
 
 
 class MethodNotAllowed(ServiceError):

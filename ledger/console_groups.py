@@ -13,6 +13,8 @@ READ = [
     ("ledger", "transaction"),
     ("ledger", "ledgerentry"),
     ("ledger", "operatoraction"),
+    ("ledger", "slotevent"),
+    ("ledger", "entitlementevent"),
 ]
 ACT = ("ledger", "act_on_credits")
 

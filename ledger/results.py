@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from ledger.models import CreditAccount, Schedule
+from ledger.models import CreditAccount, Entitlement, Schedule, SlotPool
 from ledger.models.entries import Part
 
 OMIT_WHEN_NONE = {"omit_when_none": True}
@@ -363,3 +363,153 @@ class ScheduleResult:
 class ScheduleList:
     customer_id: str
     schedules: list[ScheduleResult]
+
+
+# --- Slots and entitlements ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPoolSummary:
+    """A pool as the customer's pools list it."""
+
+    pool_id: str
+    wallet: str
+    source: str
+    capacity: int
+    in_use: int
+    available: int
+    status: str
+
+    @classmethod
+    def fields_of(cls, pool: SlotPool) -> dict[str, Any]:
+        return {
+            "pool_id": str(pool.pk),
+            "wallet": pool.wallet,
+            "source": pool.source,
+            "capacity": pool.capacity,
+            "in_use": pool.in_use,
+            "available": pool.available,
+            "status": pool.status,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPoolResult(SlotPoolSummary):
+    """A grant's or revoke's answer: the pool after it."""
+
+    is_idempotent_replay: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SlotHoldingResult(SlotPoolSummary):
+    """A claim's or release's answer: the pool after it and the holding (its id and what
+    holds it). `expires_at` is the lease's end, sent only for a holding with a lease."""
+
+    holding_id: str
+    resource_id: str
+    is_idempotent_replay: bool
+    expires_at: dt.datetime | None = field(default=None, metadata=OMIT_WHEN_NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPools:
+    pools: list[SlotPoolSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEventItem:
+    id: str
+    type: str
+    wallet: str
+    source: str
+    amount: int
+    resource_id: str | None
+    holding_id: str | None
+    description: str | None
+    idempotency_key: str | None
+    actor: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEventPage:
+    items: list[SlotEventItem]
+    total_count: int
+    has_more: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementView:
+    entitlement_id: str
+    feature_key: str
+    value: str
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    source: str
+    description: str | None
+    metadata: dict[str, Any] | None
+
+    @classmethod
+    def fields_of(cls, entitlement: Entitlement) -> dict[str, Any]:
+        """The fields every answer about an entitlement carries."""
+        return {
+            "entitlement_id": str(entitlement.pk),
+            "feature_key": entitlement.feature_key,
+            "value": entitlement.value,
+            "valid_from": entitlement.valid_from,
+            "valid_until": entitlement.valid_until,
+            "source": entitlement.source,
+            "description": entitlement.description,
+            "metadata": entitlement.metadata,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementSetResult(EntitlementView):
+    is_created: bool
+    old_value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementRead:
+    entitlement: EntitlementView | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementItem(EntitlementView):
+    """An entitlement as the list gives it, with whether its window holds now."""
+
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementList:
+    items: list[EntitlementItem]
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementRemoveResult:
+    removed: bool
+    old_value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementEventItem:
+    id: str
+    feature_key: str
+    type: str
+    old_value: str | None
+    new_value: str | None
+    source: str | None
+    description: str | None
+    actor: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementEventPage:
+    items: list[EntitlementEventItem]
+    total_count: int
+    has_more: bool
+    next_cursor: str | None

@@ -1,6 +1,6 @@
 -- One load scenario for wrk, chosen by the first script argument:
 --   wrk ... -s bench/wrk/scenario.lua <url> -- MODE RUN API_KEY CUSTOMER_PREFIX CUSTOMERS [FIRST_PK]
--- MODE: reference | get | deduct | deposit | freeze_consume | deduct_refund. Customers are picked at random
+-- MODE: reference | get | deduct | deposit | freeze_consume | deduct_refund | claim_release. Customers are picked at random
 -- among CUSTOMER_PREFIX0 .. CUSTOMER_PREFIX(CUSTOMERS-1); every charge and deposit carries an
 -- id unique to the run, thread and request. `done` prints one RESULT line of JSON.
 
@@ -16,7 +16,7 @@ end
 function init(args)
   mode, run, key, prefix = args[1], args[2], args[3], args[4]
   customers, first_pk = tonumber(args[5]), tonumber(args[6] or "0")
-  sent, failures, settled, frozen = 0, 0, 0, {}
+  sent, failures, settled, frozen, claimed = 0, 0, 0, {}, {}
   math.randomseed(thread_id * 7919 + os.time())
   wrk.headers["Content-Type"] = "application/json"
   if key ~= "-" then
@@ -60,6 +60,18 @@ function request()
     end
     return post("/v1/billing/deduct", string.format(
       '{"customer_id":"%s","transaction_id":"%s","amount":2}', customer, ref))
+  elseif mode == "claim_release" then
+    -- A release is sent only for a claim whose answer has arrived; the resource names its
+    -- customer ("<customer>|<ref>"), so the release needs nothing else.
+    local held = table.remove(frozen, 1)
+    if held then
+      return post("/v1/slot/release", string.format(
+        '{"customer_id":"%s","wallet":"jobs","resource_id":"%s"}', held:match("^(.-)|"), held))
+    end
+    local resource = customer .. "|" .. ref
+    claimed[resource] = true
+    return post("/v1/slot/claim", string.format(
+      '{"customer_id":"%s","wallet":"jobs","resource_id":"%s"}', customer, resource))
   end
   error("unknown mode " .. mode)
 end
@@ -70,6 +82,14 @@ function response(status, headers, body)
   elseif mode == "deduct_refund" then
     if body:find('"deducted_amount"', 1, true) then
       table.insert(frozen, body:match('"transaction_id":"([^"]+)"'))
+    else
+      settled = settled + 1
+    end
+  elseif mode == "claim_release" then
+    local resource = body:match('"resource_id":"([^"]+)"')
+    if claimed[resource] then
+      claimed[resource] = nil
+      table.insert(frozen, resource)
     else
       settled = settled + 1
     end

@@ -1,8 +1,9 @@
 """The operator console: the Django admin, made to answer questions about credits.
 
 Each module registers one part: `accounts` (accounts and transactions, read-only), `entries`
-(the ledger list, its filters and CSV export), `audit` (operator actions), `customers` (the
-customer page with its credits and the operator's actions), `overview` (a project at a glance),
+(the ledger list, its filters and CSV export), `feature_events` (the slot and entitlement
+histories), `audit` (operator actions), `customers` (the customer page with its credits, slots,
+entitlements, schedules and the operator's actions), `overview` (a project at a glance),
 `webhooks` (endpoints and deliveries), `logins` (the login records' clean-up, permission
 declared).
 Nothing here moves credits: the actions call `ledger.services`, as the API does.
@@ -15,6 +16,7 @@ from ledger.admin import (  # noqa: F401
     audit,
     customers,
     entries,
+    feature_events,
     logins,
     overview,
     webhooks,

@@ -63,6 +63,9 @@ class ActionForm(forms.Form):
 
     action: ClassVar[str]
     title: ClassVar[str]
+    # Whether the confirmation shows the balance per wallet before and after (the slot and
+    # entitlement actions change no credits).
+    shows_balances: ClassVar[bool] = True
     # The API's field names, where they differ from the form's.
     api_fields: ClassVar[dict[str, str]] = {"description": "reason"}
 

@@ -32,8 +32,9 @@ from ledger.admin.actions import (
 )
 from ledger.admin.charts import line_chart
 from ledger.admin.display import can_act
+from ledger.admin.slot_actions import FEATURE_FORMS
 from ledger.models import CreditLine
-from ledger.selectors import console
+from ledger.selectors import console, console_features
 from ledger.selectors.balances import customer_balance
 from ledger.selectors.schedules import schedules_of
 from ledger.templatetags.credits import credits, utc
@@ -99,7 +100,7 @@ class CustomerCreditsAdmin(CustomerAdmin):
         back) → the action, once; modelled on the admin's own `delete_selected`."""
         if not (self.has_view_permission(request) and can_act(request)):
             raise PermissionDenied
-        form_class = FORMS.get(action)
+        form_class = FORMS.get(action) or FEATURE_FORMS.get(action)
         if form_class is None:
             raise Http404(f"no action {action!r}")
         customer = get_object_or_404(
@@ -181,10 +182,18 @@ def credits_context(customer: Customer, now: dt.datetime) -> dict:
         "entries": console.latest_entries(customer),
         "actions": console.latest_actions(customer),
         "schedules": schedules_of(customer),
+        "pools": console_features.pools_with_holdings(customer, at=now),
+        "entitlements": console_features.entitlements_at(customer, at=now),
+        "slot_events": console_features.latest_slot_events(customer),
+        "entitlement_events": console_features.latest_entitlement_events(customer),
         "history": history,
         "chart": line_chart(history, title="Available credits per wallet, last 90 days (UTC)"),
         "ledger_url": reverse("admin:ledger_ledgerentry_changelist") + "?" + of_customer,
         "audit_url": reverse("admin:ledger_operatoraction_changelist") + "?" + of_customer,
+        "slot_events_url": reverse("admin:ledger_slotevent_changelist") + "?" + of_customer,
+        "entitlement_events_url": reverse("admin:ledger_entitlementevent_changelist")
+        + "?"
+        + of_customer,
         "accounts_url": reverse("admin:ledger_creditaccount_changelist")
         + "?"
         + urlencode({"q": customer.external_id, "customer__project__id__exact": project}),

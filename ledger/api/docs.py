@@ -55,3 +55,25 @@ ACCOUNT_ID = OpenApiParameter(
     OpenApiParameter.PATH,
     description="The `account_id` a deposit answered with.",
 )
+FEATURE_KEY = OpenApiParameter(
+    "feature_key",
+    ID_SCHEMA,
+    OpenApiParameter.PATH,
+    description="Percent-encoded, as a customer id.",
+)
+LIST_PARAMETERS = [
+    OpenApiParameter(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="1-100, default 20."
+    ),
+    OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
+    OpenApiParameter(
+        "from_at",
+        {"type": "string", "format": "date-time"},
+        description="From this instant on (inclusive).",
+    ),
+    OpenApiParameter(
+        "to_at",
+        {"type": "string", "format": "date-time"},
+        description="Before this instant (exclusive).",
+    ),
+]

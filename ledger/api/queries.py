@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from credits_project.errors import (
     AccountNotFound,
+    BadRequest,
     InvalidAsOf,
     InvalidLimit,
     InvalidOperationType,
@@ -22,10 +23,11 @@ OPERATION_TYPE_ALIASES = {"DEPOSIT": OperationType.GRANT}
 NAMES = ("limit", "cursor", "operation_type", "transaction_id")
 
 
-def ledger_params(query: QueryDict) -> dict[str, str]:
-    """The ledger's parameters that were sent, each free of NUL and surrogates."""
+def ledger_params(query: QueryDict, names: tuple[str, ...] = NAMES) -> dict[str, str]:
+    """The parameters of `names` (the ledger's by default) that were sent, each free of NUL
+    and surrogates."""
     params = {}
-    for name in NAMES:
+    for name in names:
         value = query.get(name)
         if value is None:
             continue
@@ -54,10 +56,16 @@ def parse_operation_type(raw: str | None) -> str | None:
 
 def parse_transaction_id(raw: str | None) -> str | None:
     """Checked like a body's `transaction_id`: 1-255 code points."""
+    return parse_id(raw, "transaction_id")
+
+
+def parse_id(raw: str | None, name: str) -> str | None:
+    """An id filter (`transaction_id`, `resource_id`, `feature_key`), checked like a body's
+    id: 1-255 code points; None when not sent."""
     if raw is None:
         return None
     field = IdField()
-    field.field_name = "transaction_id"
+    field.field_name = name
     return field.parse(raw)
 
 
@@ -84,3 +92,33 @@ def parse_account_id(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         raise AccountNotFound({"account_id": raw})
     return int(raw)
+
+
+def parse_instant(raw: str | None, name: str, error: type[BadRequest]) -> dt.datetime | None:
+    """An ISO-8601 instant with an offset (`from_at`, `to_at`); None when not sent."""
+    if raw is None:
+        return None
+    field = InstantField(error=error)
+    field.field_name = name
+    return field.parse(raw)
+
+
+def parse_names(raw: str | None, name: str, allowed: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """A comma-separated list (`types`, `sources`, `feature_keys`), empty items dropped; with
+    `allowed`, each item must be one of them (else `invalid_request`, reason `unknown_value`)."""
+    if raw is None:
+        return ()
+    items = tuple(dict.fromkeys(item for item in raw.split(",") if item))
+    unknown = [item for item in items if allowed and item not in allowed]
+    if unknown:
+        raise InvalidRequest(name, "unknown_value", allowed=list(allowed))
+    return items
+
+
+def parse_flag(raw: str | None, name: str) -> bool:
+    """`true` or `false` (absent is false)."""
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise InvalidRequest(name, "must_be_boolean")
+    return raw == "true"

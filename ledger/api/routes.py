@@ -24,6 +24,8 @@ from django.urls import URLPattern, path, register_converter
 from credits_project.api.errors import error_response
 from credits_project.errors import InvalidRequest, ServiceError
 from ledger.api import views
+from ledger.api.entitlements import EntitlementViewSet
+from ledger.api.slots import SlotViewSet
 
 PREFIX = "/v1/"
 MAX_ID_LENGTH = 255
@@ -118,6 +120,34 @@ ROUTES = [
         views.BillingViewSet,
         {"get": "transaction"},
         "transaction",
+    ),
+    Route("slot/grant", SlotViewSet, {"post": "grant"}, "slot-grant"),
+    Route("slot/revoke", SlotViewSet, {"post": "revoke"}, "slot-revoke"),
+    Route("slot/claim", SlotViewSet, {"post": "claim"}, "slot-claim"),
+    Route("slot/release", SlotViewSet, {"post": "release"}, "slot-release"),
+    Route("slot/customer/{customer_id}", SlotViewSet, {"get": "pools"}, "slot-customer"),
+    Route("slot/events/{customer_id}", SlotViewSet, {"get": "events"}, "slot-events"),
+    Route("entitlement/set", EntitlementViewSet, {"post": "set"}, "entitlement-set"),
+    Route("entitlement/remove", EntitlementViewSet, {"post": "remove"}, "entitlement-remove"),
+    # Before the feature-key route of the same shape: the literal `events` wins (a feature
+    # named `events` cannot be read one by one), see `resolve_raw`.
+    Route(
+        "entitlement/{customer_id}/events",
+        EntitlementViewSet,
+        {"get": "events"},
+        "entitlement-events",
+    ),
+    Route(
+        "entitlement/{customer_id}/{feature_key}",
+        EntitlementViewSet,
+        {"get": "retrieve"},
+        "entitlement",
+    ),
+    Route(
+        "entitlement/{customer_id}",
+        EntitlementViewSet,
+        {"get": "list_entitlements"},
+        "entitlements",
     ),
     Route("health", views.ServiceViewSet, {"get": "health"}, "health"),
 ]

@@ -18,11 +18,14 @@ from rest_framework.fields import empty
 from credits_project.errors import (
     AmountMustBePositive,
     BadRequest,
+    FieldError,
     InvalidAmount,
     InvalidAutoSettlementTtl,
     InvalidBusinessType,
+    InvalidLeaseTtl,
     InvalidMetadata,
     InvalidRequest,
+    InvalidSlotAmount,
     ServiceError,
 )
 from credits_project.json import dumps
@@ -55,12 +58,20 @@ class ContractField(serializers.Field):
 
 
 class TextField(ContractField):
-    """An optional string of `min_length`…`max_length` code points."""
+    """An optional string of `min_length`…`max_length` code points; a value of the wrong type
+    or length raises `invalid` (with the reason)."""
 
     def __init__(
-        self, *, min_length: int = 0, max_length: int, default: str | None = None, **kwargs: Any
+        self,
+        *,
+        min_length: int = 0,
+        max_length: int,
+        default: str | None = None,
+        invalid: type[FieldError] = InvalidRequest,
+        **kwargs: Any,
     ):
         self.min_length, self.max_length, self.fallback = min_length, max_length, default
+        self.invalid = invalid
         super().__init__(**kwargs)
 
     def openapi_schema(self) -> dict[str, Any]:
@@ -70,9 +81,9 @@ class TextField(ContractField):
         if value is None:
             return self.fallback
         if not isinstance(value, str):
-            raise InvalidRequest(self.field_name, "must_be_string")
+            raise self.invalid(self.field_name, "must_be_string")
         if not self.min_length <= len(value) <= self.max_length:
-            raise InvalidRequest(
+            raise self.invalid(
                 self.field_name,
                 "bad_length",
                 min_length=self.min_length,
@@ -82,11 +93,20 @@ class TextField(ContractField):
 
 
 class IdField(TextField):
-    """A caller-chosen id: 1-255 code points; missing or empty raises `missing_error`."""
+    """A caller-chosen id (or name): 1-255 code points (or `max_length`); missing or empty
+    raises `missing_error`."""
 
-    def __init__(self, *, missing_error: type[ServiceError] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        missing_error: type[ServiceError] | None = None,
+        max_length: int = 255,
+        **kwargs: Any,
+    ):
         self.missing_error = missing_error
-        super().__init__(min_length=1, max_length=255, required=missing_error is not None, **kwargs)
+        super().__init__(
+            min_length=1, max_length=max_length, required=missing_error is not None, **kwargs
+        )
 
     def parse(self, value: Any) -> str | None:
         if value in (None, "") and self.missing_error is not None:
@@ -301,3 +321,49 @@ class WalletNamesField(RawField):
 class WalletNameField(RawField):
     def openapi_schema(self) -> dict[str, Any]:
         return {"type": "string", "minLength": 1}
+
+
+MAX_SLOTS = 10**9
+
+
+class SlotAmountField(ContractField):
+    """A whole number of slots: a JSON integer in 1…10^9. Absent is `default` (a claim takes
+    one slot) or, without a default, `amount_must_be_positive` as for credits."""
+
+    def __init__(self, *, default: int | None = None, **kwargs: Any):
+        self.fallback = default
+        super().__init__(required=default is None, **kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_SLOTS}
+        return schema if self.fallback is None else {**schema, "default": self.fallback}
+
+    def parse(self, value: Any) -> int:
+        if value is None:
+            if self.fallback is None:
+                raise AmountMustBePositive(self.field_name)
+            return self.fallback
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise InvalidSlotAmount(self.field_name, maximum=MAX_SLOTS)
+        if value <= 0:
+            raise AmountMustBePositive(self.field_name)
+        if value > MAX_SLOTS or value != int(value):  # the bound first: 1e999999 is huge
+            raise InvalidSlotAmount(self.field_name, maximum=MAX_SLOTS)
+        return int(value)
+
+
+class LeaseField(ContractField):
+    """A holding's lease in seconds: a JSON integer in 1…30 days; absent holds until
+    released."""
+
+    maximum = 2_592_000
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 1, "maximum": self.maximum}
+
+    def parse(self, value: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= self.maximum:
+            raise InvalidLeaseTtl(self.field_name, maximum=self.maximum)
+        return value

@@ -89,7 +89,12 @@ class GrantFile:
     """A grant file, copied once from `source` (a binary stream) and read as often as needed.
 
     `digest` is the SHA-256 of the content; `lines` the number of lines in it, for progress.
+    `columns` and `required` are the columns a row may and must have (a deposit's here).
     """
+
+    columns: tuple[str, ...] = COLUMNS
+    required: tuple[str, ...] = REQUIRED
+    kind = "bulk_grant"  # what its rows' derived idempotency keys start with
 
     def __init__(self, source: IO[bytes], *, format: Format | None = None):
         self.copy = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
@@ -120,7 +125,7 @@ class GrantFile:
         the content, so a rerun of the same file in the same project names the same rows
         (the project by its primary key, which a rename does not change)."""
         run = hashlib.sha256(f"{project.pk}\n{self.digest}".encode()).hexdigest()[:32]
-        return f"bulk_grant:{run}"
+        return f"{self.kind}:{run}"
 
     def reference(self, project: Project) -> str:
         """A short name of this file's run, for the entries' descriptions."""
@@ -152,17 +157,19 @@ class GrantFile:
     def _records(self) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
         self.copy.seek(0)
         if self.format == "jsonl":
-            yield from jsonl_records(self.copy)
+            yield from jsonl_records(self.copy, self.columns)
         else:
-            yield from csv_records(self.copy)
+            yield from csv_records(self.copy, self.columns, self.required)
 
 
-def csv_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
+def csv_records(
+    stream: IO[bytes], columns: tuple[str, ...] = COLUMNS, required: tuple[str, ...] = REQUIRED
+) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
     # Undecodable bytes become lone surrogates, which `check_fields` refuses row by row.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         reader = csv.reader(text, strict=True)
-        header = read_header(reader)
+        header = read_header(reader, columns, required)
         end = reader.line_num
         while True:
             try:
@@ -190,30 +197,32 @@ def csv_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | Servi
         text.detach()
 
 
-def read_header(reader: Any) -> list[str]:
+def read_header(reader: Any, columns: tuple[str, ...], required: tuple[str, ...]) -> list[str]:
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
         raise InvalidGrantFile({"reason": "empty"}) from None
     except csv.Error:
         raise InvalidGrantFile({"reason": "bad_header"}) from None
-    check_columns(header)
+    check_columns(header, columns, required)
     return header
 
 
-def check_columns(names: list[str]) -> None:
-    unknown = [name for name in names if name not in COLUMNS]
+def check_columns(names: list[str], columns: tuple[str, ...], required: tuple[str, ...]) -> None:
+    unknown = [name for name in names if name not in columns]
     if unknown:
         raise InvalidGrantFile({"unknown_columns": unknown})
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InvalidGrantFile({"repeated_columns": repeated})
-    missing = [name for name in REQUIRED if name not in names]
+    missing = [name for name in required if name not in names]
     if missing:
         raise InvalidGrantFile({"missing_columns": missing})
 
 
-def jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
+def jsonl_records(
+    stream: IO[bytes], columns: tuple[str, ...] = COLUMNS
+) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
     for line, raw in enumerate(stream, start=1):
         if line == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
@@ -224,7 +233,7 @@ def jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | Ser
         except ServiceError as error:
             yield line, error
             continue
-        unknown = next((name for name in data if name not in COLUMNS), None)
+        unknown = next((name for name in data if name not in columns), None)
         if unknown is not None:
             yield line, InvalidRequest(unknown, "unknown_field")
             continue

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("customers", "0003_customer_has_credit_line"),
-        ("ledger", "0011_refunds_voids_credit_lines"),
+        ("ledger", "0012_slots_and_entitlements"),
     ]
 
     operations = [
@@ -67,6 +67,11 @@ class Migration(migrations.Migration):
                     ("SCHEDULE", "Put on a schedule"),
                     ("SCHEDULE_UPDATE", "Update a schedule"),
                     ("SCHEDULE_CANCEL", "Cancel a schedule"),
+                    ("SLOT_GRANT", "Grant slot capacity"),
+                    ("SLOT_REVOKE", "Revoke slot capacity"),
+                    ("SLOT_RELEASE", "Release a slot holding"),
+                    ("FEATURE_SET", "Set an entitlement"),
+                    ("FEATURE_REMOVE", "Remove an entitlement"),
                 ],
                 max_length=16,
             ),

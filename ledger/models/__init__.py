@@ -26,6 +26,9 @@ Design overview
   `ledger.services.refunds`, `ledger.services.voids`).
 * A `Schedule` grants its customer credits once per period, each grant a keyed deposit, and
   rolls a capped part of what expires unused into the next period (see `schedules`).
+* Slots (`SlotPool`, `SlotHolding`, `SlotEvent`) count concurrency capacity and what
+  resources hold of it; entitlements (`Entitlement`, `EntitlementEvent`) are a customer's
+  feature values with validity windows (see `slots`, `entitlements`).
 * Counters only ever change inside a service function (`ledger/services/`), in one database
   transaction, with the customer's row locked first.
 
@@ -36,9 +39,11 @@ This package is the bottom floor with `ledger.rules`, `ledger.money`, `ledger.re
 from ledger.models.accounts import CreditAccount, Validity
 from ledger.models.choices import BusinessType, OperationType
 from ledger.models.credit_lines import CreditLimitChange, CreditLine
+from ledger.models.entitlements import Entitlement, EntitlementEvent
 from ledger.models.entries import LedgerCounter, LedgerEntry
 from ledger.models.operators import OperatorAction
 from ledger.models.schedules import Schedule, ScheduleTerms
+from ledger.models.slots import SlotEvent, SlotHolding, SlotPool
 from ledger.models.spent import SpentCredits
 from ledger.models.transactions import Transaction
 
@@ -50,12 +55,17 @@ __all__ = [
     "CreditAccount",
     "CreditLimitChange",
     "CreditLine",
+    "Entitlement",
+    "EntitlementEvent",
     "LedgerCounter",
     "LedgerEntry",
     "OperationType",
     "OperatorAction",
     "Schedule",
     "ScheduleTerms",
+    "SlotEvent",
+    "SlotHolding",
+    "SlotPool",
     "SpentCredits",
     "Transaction",
     "Validity",

@@ -28,6 +28,11 @@ class OperatorAction(models.Model):
         SCHEDULE = "SCHEDULE", "Put on a schedule"
         SCHEDULE_UPDATE = "SCHEDULE_UPDATE", "Update a schedule"
         SCHEDULE_CANCEL = "SCHEDULE_CANCEL", "Cancel a schedule"
+        SLOT_GRANT = "SLOT_GRANT", "Grant slot capacity"
+        SLOT_REVOKE = "SLOT_REVOKE", "Revoke slot capacity"
+        SLOT_RELEASE = "SLOT_RELEASE", "Release a slot holding"
+        FEATURE_SET = "FEATURE_SET", "Set an entitlement"
+        FEATURE_REMOVE = "FEATURE_REMOVE", "Remove an entitlement"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
     actor = models.CharField(max_length=200)
@@ -37,7 +42,8 @@ class OperatorAction(models.Model):
     # The ledger's transaction id of the change (the grant's idempotency key, the deduct's or
     # the freeze's id, the refund's or the void's id); "account <id>" for an expiry, whose
     # entries carry none; "credit limit <wallet>" for a limit set; the schedule's id for a
-    # schedule's creation, update or cancel.
+    # schedule's creation, update or cancel; the capacity change's idempotency key; the
+    # released resource; the entitlement's feature key.
     transaction_id = models.CharField(max_length=255)
     token = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)

@@ -7,7 +7,10 @@ wallet equals the total of its used-up accounts whose expiry is not recorded. Ea
 delivery belongs to its event's customer (the key of its in-order sending) and goes to an
 endpoint of its event's project. Each `OperatorAction` has the change it records (its grant
 entry, its deduct, its settled freeze, its recorded expiry). Each grant schedule's counters
-agree with its grants and rollovers in the ledger.
+agree with its grants and rollovers in the ledger. Each slot pool's capacity and
+`in_use` are what its events add up to, and its holdings hold exactly `in_use`; each
+entitlement is the value its feature's last event set, and a feature whose last event removed
+it has none.
 """
 
 from collections import defaultdict
@@ -15,17 +18,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 
 from customers.models import Project
 from ledger.models import (
     CreditAccount,
     CreditLimitChange,
     CreditLine,
+    Entitlement,
+    EntitlementEvent,
     LedgerEntry,
     OperationType,
     OperatorAction,
     Schedule,
+    SlotEvent,
+    SlotHolding,
+    SlotPool,
     SpentCredits,
     Transaction,
     WebhookDelivery,
@@ -95,6 +103,8 @@ def check_ledger(*, project: Project | None = None, chunk_size: int = 5000) -> R
     problems.extend(_webhook_problems(project))
     problems.extend(_check_operator_actions(project))
     problems.extend(_schedule_problems(project))
+    problems.extend(_slot_problems(project))
+    problems.extend(_entitlement_problems(project))
     return Report(accounts=account_count, entries=entry_count, problems=problems)
 
 
@@ -233,10 +243,14 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
         kind.UNFREEZE: (Transaction.Kind.FREEZE, Transaction.State.UNFROZEN),
         kind.CONSUME: (Transaction.Kind.FREEZE, Transaction.State.CONSUMED),
     }
+    done_to_features = _feature_changes(actions)
     for action in actions:
         key = (action.customer_id, action.transaction_id)
         name = f"operator action {action.pk} ({action.action} {action.transaction_id})"
-        if action.action == kind.GRANT:
+        if action.action in FEATURE_ACTIONS:
+            if (*key, FEATURE_ACTIONS[action.action], action.actor) not in done_to_features:
+                yield f"{name}: no {FEATURE_ACTIONS[action.action]} event by {action.actor}"
+        elif action.action == kind.GRANT:
             entry = grants.get(key)
             if entry is None or (entry.amount, entry.actor) != (action.amount, action.actor):
                 yield f"{name}: no GRANT entry of {action.amount} by {action.actor}"
@@ -260,6 +274,95 @@ def _check_operator_actions(project: Project | None) -> Iterator[str]:
             charge = charges.get((*key, True))
             if charge is None or (charge.kind, charge.state) != settled[action.action]:
                 yield f"{name}: no {settled[action.action][0]} in state {settled[action.action][1]}"
+
+
+# The event each slot or entitlement action of an operator writes.
+FEATURE_ACTIONS = {
+    OperatorAction.Action.SLOT_GRANT: SlotEvent.Type.GRANT_CAPACITY,
+    OperatorAction.Action.SLOT_REVOKE: SlotEvent.Type.REVOKE_CAPACITY,
+    OperatorAction.Action.SLOT_RELEASE: SlotEvent.Type.RELEASE,
+    OperatorAction.Action.FEATURE_SET: EntitlementEvent.Type.SET,
+    OperatorAction.Action.FEATURE_REMOVE: EntitlementEvent.Type.REMOVE,
+}
+
+
+def _feature_changes(actions: list[OperatorAction]) -> set[tuple[int, str, str, str]]:
+    """(customer, what the action names, event type, actor) of the slot and entitlement
+    events of the customers these operator actions touched: a capacity change is named by
+    its idempotency key, a release by its resource, an entitlement change by its feature."""
+    customers = {a.customer_id for a in actions if a.action in FEATURE_ACTIONS}
+    if not customers:
+        return set()
+    found = set()
+    for event in SlotEvent.objects.filter(customer_id__in=customers).only(
+        "customer_id", "type", "idempotency_key", "resource_id", "actor"
+    ):
+        named = event.resource_id if event.type == SlotEvent.Type.RELEASE else event.idempotency_key
+        found.add((event.customer_id, named, event.type, event.actor))
+    for event in EntitlementEvent.objects.filter(customer_id__in=customers).only(
+        "customer_id", "type", "feature_key", "actor"
+    ):
+        found.add((event.customer_id, event.feature_key, event.type, event.actor))
+    return found
+
+
+def _slot_problems(project: Project | None) -> Iterator[str]:
+    """Each pool against its events replayed (grants less revokes, claims less releases)
+    and the holdings it has."""
+    scope = {} if project is None else {"customer__project": project}
+    sums: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in (
+        SlotEvent.objects.filter(**scope).values("pool_id", "type").annotate(total=Sum("amount"))
+    ):
+        sums[row["pool_id"]][row["type"]] = row["total"]
+    held = {
+        row["pool_id"]: row["total"]
+        for row in SlotHolding.objects.filter(**scope)
+        .values("pool_id")
+        .annotate(total=Sum("amount"))
+    }
+    Type = SlotEvent.Type
+    for pool in SlotPool.objects.filter(**scope).order_by("id"):
+        events = sums.pop(pool.pk, {})
+        capacity = events.get(Type.GRANT_CAPACITY, 0) - events.get(Type.REVOKE_CAPACITY, 0)
+        in_use = events.get(Type.CLAIM, 0) - events.get(Type.RELEASE, 0)
+        if (pool.capacity, pool.in_use) != (capacity, in_use):
+            yield (
+                f"slot pool {pool.pk}: capacity {pool.capacity}, in use {pool.in_use}; "
+                f"its events give capacity {capacity}, in use {in_use}"
+            )
+        holding = held.get(pool.pk, 0)
+        if holding != pool.in_use:
+            yield f"slot pool {pool.pk}: in use {pool.in_use}, its holdings hold {holding}"
+
+
+def _entitlement_problems(project: Project | None) -> Iterator[str]:
+    """Each feature's current value against its last event."""
+    scope = {} if project is None else {"customer__project": project}
+    last: dict[tuple[int, str], tuple[str, str | None]] = {}
+    for event in (
+        EntitlementEvent.objects.filter(**scope)
+        .order_by("id")
+        .only("customer_id", "feature_key", "type", "new_value")
+        .iterator(chunk_size=5000)
+    ):
+        last[event.customer_id, event.feature_key] = (event.type, event.new_value)
+    for entitlement in Entitlement.objects.filter(**scope).only(
+        "customer_id", "feature_key", "value"
+    ):
+        key = (entitlement.customer_id, entitlement.feature_key)
+        type_, value = last.pop(key, (None, None))
+        if type_ != EntitlementEvent.Type.SET or value != entitlement.value:
+            yield (
+                f"entitlement {entitlement.pk} ({entitlement.feature_key}): value "
+                f"{entitlement.value!r}, its last event {type_ or 'none'} {value!r}"
+            )
+    for (customer_pk, feature_key), (type_, value) in last.items():
+        if type_ == EntitlementEvent.Type.SET:
+            yield (
+                f"customer {customer_pk}: entitlement {feature_key} was last set to {value!r} "
+                "but is missing"
+            )
 
 
 def _compare(account: CreditAccount, replayed: Replayed) -> Iterator[str]:

@@ -13,13 +13,13 @@ import datetime as dt
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from credits_project import sealing
-from credits_project.errors import CustomerNotFound, InvalidCursor
+from credits_project.errors import CustomerNotFound, InvalidCursor, NotFound
 from customers.models import Customer, Project
 from ledger.models import LedgerCounter, LedgerEntry, Validity
 from ledger.results import LedgerItem, LedgerPage
@@ -44,11 +44,14 @@ class LedgerQuery:
         return [self.customer.pk, self.operation_type, self.transaction_id]
 
 
-def customer_of(project: Project, customer_id: str) -> Customer:
-    """The customer whose ledger is read; `CustomerNotFound` when the project has none."""
+def customer_of(
+    project: Project, customer_id: str, *, missing: type[NotFound] = CustomerNotFound
+) -> Customer:
+    """The customer whose ledger (or slots, or entitlements) is read; `missing` when the
+    project has none."""
     customer = Customer.objects.filter(project=project, external_id=customer_id).only("id").first()
     if customer is None:
-        raise CustomerNotFound({"customer_id": customer_id})
+        raise missing({"customer_id": customer_id})
     return customer
 
 
@@ -61,27 +64,41 @@ def ledger_page(query: LedgerQuery, *, at: dt.datetime | None = None) -> LedgerP
     if query.transaction_id is not None:
         entries = entries.filter(transaction_id=query.transaction_id)
     total_count = _count(query, entries)
-    if query.cursor is not None:
-        created_at, entry_id = decode_cursor(query)
-        # `created_at <= t` bounds the index range scan; the OR then only filters the few
-        # entries that share the cursor's timestamp. (An OR alone would make the database
-        # scan from the newest entry down to the cursor: a cost growing with the depth.)
-        entries = entries.filter(
-            Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(id__lt=entry_id))
-        )
-    page = list(
-        entries.select_related("account", "credit_line").order_by("-created_at", "-id")[
-            : query.limit + 1
-        ]
+    page, has_more, next_cursor = keyset_page(
+        entries.select_related("account", "credit_line"), query
     )
-    has_more = len(page) > query.limit
-    page = page[: query.limit]
     return LedgerPage(
         items=[entry_view(entry, at) for entry in page],
         total_count=total_count,
         has_more=has_more,
-        next_cursor=encode_cursor(query, page[-1]) if has_more else None,
+        next_cursor=next_cursor,
     )
+
+
+class Walk(Protocol):
+    """A walk of rows newest first: its page size, cursor and what its cursor is bound to."""
+
+    limit: int
+    cursor: str | None
+
+    def filters(self) -> list[Any]: ...
+
+
+def keyset_page(rows: QuerySet, query: Walk) -> tuple[list[Any], bool, str | None]:
+    """One page of `rows` (with `created_at` and `id`) newest first, after the walk's cursor:
+    the rows, whether more follow, and the cursor of the next page."""
+    if query.cursor is not None:
+        created_at, row_id = decode_cursor(query)
+        # `created_at <= t` bounds the index range scan; the OR then only filters the few
+        # rows that share the cursor's timestamp. (An OR alone would make the database
+        # scan from the newest row down to the cursor: a cost growing with the depth.)
+        rows = rows.filter(
+            Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(id__lt=row_id))
+        )
+    page = list(rows.order_by("-created_at", "-id")[: query.limit + 1])
+    has_more = len(page) > query.limit
+    page = page[: query.limit]
+    return page, has_more, encode_cursor(query, page[-1]) if has_more else None
 
 
 def _count(query: LedgerQuery, entries) -> int:
@@ -93,12 +110,40 @@ def _count(query: LedgerQuery, entries) -> int:
     return counters.aggregate(n=Sum("entries"))["n"] or 0
 
 
-def encode_cursor(query: LedgerQuery, last: LedgerEntry) -> str:
+class EventWalk(Walk, Protocol):
+    """A walk of a customer's events (of slots, of entitlements) within a time window."""
+
+    from_at: dt.datetime | None
+    to_at: dt.datetime | None
+
+
+def event_page(
+    events: QuerySet, query: EventWalk, **matching: Any
+) -> tuple[list[Any], int, bool, str | None]:
+    """One page of `events` newest first, of those whose fields match `matching` (a value
+    that is None or an empty tuple matches all; a tuple is a choice) and that were made from
+    `from_at` (inclusive) to `to_at` (exclusive): the events, how many match in all, whether
+    more follow, the next page's cursor."""
+    for name, value in matching.items():
+        if isinstance(value, tuple):
+            events = events.filter(**{f"{name}__in": value}) if value else events
+        elif value is not None:
+            events = events.filter(**{name: value})
+    if query.from_at is not None:
+        events = events.filter(created_at__gte=query.from_at)
+    if query.to_at is not None:
+        events = events.filter(created_at__lt=query.to_at)
+    total_count = events.count()
+    page, has_more, next_cursor = keyset_page(events, query)
+    return page, total_count, has_more, next_cursor
+
+
+def encode_cursor(query: Walk, last: Any) -> str:
     position = POSITION.pack((last.created_at - EPOCH) // MICROSECOND, last.pk)
     return sealing.seal(position, purpose=CURSOR_PURPOSE, context=cursor_context(query))
 
 
-def decode_cursor(query: LedgerQuery) -> tuple[dt.datetime, int]:
+def decode_cursor(query: Walk) -> tuple[dt.datetime, int]:
     try:
         position = sealing.unseal(
             query.cursor, purpose=CURSOR_PURPOSE, context=cursor_context(query)
@@ -109,7 +154,7 @@ def decode_cursor(query: LedgerQuery) -> tuple[dt.datetime, int]:
         raise InvalidCursor("cursor") from None
 
 
-def cursor_context(query: LedgerQuery) -> bytes:
+def cursor_context(query: Walk) -> bytes:
     """What a cursor is bound to: the customer and filters of the walk it was issued for."""
     return json.dumps(query.filters()).encode("ascii")
 

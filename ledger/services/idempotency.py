@@ -17,7 +17,7 @@ from django.db import IntegrityError
 from credits_project.errors import IdempotencyConflict, TransactionConflict
 from credits_project.json import dumps
 from customers.models import Customer
-from ledger.models import Transaction
+from ledger.models import SlotEvent, Transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,10 +40,14 @@ IDENTITY_FIELDS = {
     Transaction.Kind.DEPOSIT: "idempotency_key",
     Transaction.Kind.REFUND: "refund_id",
     Transaction.Kind.VOID: "void_id",
+    "GRANT_CAPACITY": "idempotency_key",
+    "REVOKE_CAPACITY": "idempotency_key",
 }
 
 
-def check_repeat(original: Transaction, *, customer: Customer, request: str, kind: str) -> None:
+def check_repeat(
+    original: Transaction | SlotEvent, *, customer: Customer, request: str, kind: str
+) -> None:
     """Raise unless this request, with fingerprint `request`, repeats `original`: another
     customer or another kind of operation is `transaction_conflict`, other parameters are
     `idempotency_conflict`."""

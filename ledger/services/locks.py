@@ -89,6 +89,35 @@ def _lock(project: Project, customer_id: str, identity: str | None, *, kinds: st
     return Locked(customer, original, CreditLine.objects.of(customer))
 
 
+def lock_customer_row(project: Project, customer_id: str) -> Customer | None:
+    """Lock the customer alone (a slot or entitlement write reads no credits); None when the
+    project has no such customer."""
+    found = CUSTOMER.load(
+        fetch(
+            f"SELECT {CUSTOMER.sql()} FROM customers_customer "
+            "WHERE project_id = %s AND external_id = %s" + for_update(),
+            [project.pk, customer_id],
+        )
+    )
+    if not found:
+        return None
+    found[0].project = project
+    return found[0]
+
+
+def lock_or_create_customer_row(
+    project: Project, customer_id: str, now: dt.datetime | None
+) -> Customer:
+    """Lock the customer, creating it (with no profile) first if unknown: a slot grant or an
+    entitlement set creates its customer, as a first deposit does."""
+    return lock_or_create_customer(
+        project,
+        customer_id,
+        deposit_key=None,
+        new={"metadata": {}, "created_at": now or timezone.now()},
+    ).customer
+
+
 def lines_in(rows: list[tuple], offset: int) -> list[CreditLine]:
     """The credit lines loaded at `offset` of each row (none when the join found none)."""
     return [CREDIT_LINE.load_row(row[offset:]) for row in rows if row[offset] is not None]

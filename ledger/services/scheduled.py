@@ -1,4 +1,5 @@
-"""The scheduler's work: expire accounts past `expires_at`, settle freezes past a deadline.
+"""The scheduler's work: expire accounts past `expires_at`, settle freezes past a deadline,
+release slot holdings whose lease ran out.
 
 Each unit of work runs in its own transaction and locks the customer first, like every other
 writer. Customers another process holds are skipped (`SKIP LOCKED` on PostgreSQL) and picked up
@@ -15,12 +16,13 @@ from django.utils import timezone
 from credits_project.errors import ServiceError
 from credits_project.sql import fetch, instant
 from customers.models import Customer
-from ledger.models import CreditAccount, OperationType, Transaction
+from ledger.models import CreditAccount, OperationType, SlotHolding, Transaction
 from ledger.models.accounts import ACCOUNT
 from ledger.services import events
 from ledger.services.locks import lock_customer_unless_busy
 from ledger.services.plan import Plan, apply
 from ledger.services.settlements import SCHEDULER_ACTOR, consume, unfreeze
+from ledger.services.slots import free
 
 logger = logging.getLogger("credits.scheduler")
 
@@ -129,3 +131,31 @@ def settle_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
                 continue
             settled += 1
     return settled
+
+
+def release_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
+    """Release every slot holding whose lease ran out (`expires_at` passed): a RELEASE event
+    whose actor is the scheduler, through the same step a client's release takes. Returns how
+    many this pass released; a holding a client released or renewed after the listing is left
+    alone."""
+    now = now or timezone.now()
+    due = list(
+        SlotHolding.objects.filter(expires_at__lte=now)
+        .order_by("expires_at", "id")
+        .values_list("pk", "customer_id")[:batch_size]
+    )
+    released = 0
+    for holding_pk, customer_pk in due:
+        with transaction.atomic():
+            if not lock_customer_unless_busy(customer_pk):
+                continue
+            holding = (
+                SlotHolding.objects.filter(pk=holding_pk, expires_at__lte=now)
+                .select_related("pool", "customer")
+                .first()
+            )
+            if holding is None:
+                continue  # released, or renewed, since the listing
+            free(holding.customer, holding, actor=SCHEDULER_ACTOR, now=now)
+            released += 1
+    return released

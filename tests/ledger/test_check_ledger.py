@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from customers.models import Project
 from ledger import services
-from ledger.models import CreditAccount, LedgerEntry
+from ledger.models import CreditAccount, Entitlement, LedgerEntry, SlotHolding, SlotPool
 from ledger.selectors.consistency import check_ledger
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +90,58 @@ def test_an_unknown_project_is_a_command_error(project):
 
     with pytest.raises(CommandError, match="No project"):
         call_command("check_ledger", "--project", "nope")
+
+
+def slot_and_entitlement_history(project: Project) -> None:
+    p = {"project": project, "actor": "test", "customer_id": "c1"}
+    services.grant_capacity(**p, wallet="gpu", amount=4)
+    services.grant_capacity(**p, wallet="gpu", amount=2, source="promo")
+    services.revoke_capacity(**p, wallet="gpu", amount=1)
+    services.claim(**p, wallet="gpu", resource_id="a", amount=2)
+    services.claim(**p, wallet="gpu", resource_id="b")
+    services.release(**p, wallet="gpu", resource_id="a")
+    services.set_entitlement(**p, feature_key="tier", value="pro")
+    services.set_entitlement(**p, feature_key="tier", value="max")
+    services.set_entitlement(**p, feature_key="gone", value="x")
+    services.remove_entitlement(**p, feature_key="gone")
+
+
+def test_slots_and_entitlements_replay_to_their_pools_and_values(project):
+    slot_and_entitlement_history(project)
+
+    assert check_ledger().problems == []
+    assert check_ledger(project=project).problems == []
+
+
+def test_a_pool_that_disagrees_with_its_events_is_reported(project):
+    slot_and_entitlement_history(project)
+    pool = SlotPool.objects.get(source="default")
+    SlotPool.objects.filter(pk=pool.pk).update(capacity=9)
+
+    assert check_ledger().problems == [
+        f"slot pool {pool.pk}: capacity 9, in use 1; its events give capacity 3, in use 1"
+    ]
+
+
+def test_a_pool_whose_holdings_disagree_is_reported(project):
+    slot_and_entitlement_history(project)
+    pool = SlotPool.objects.get(source="default")
+    SlotHolding.objects.filter(pool=pool).delete()
+
+    assert check_ledger().problems == [f"slot pool {pool.pk}: in use 1, its holdings hold 0"]
+
+
+def test_an_entitlement_that_disagrees_with_its_last_event_is_reported(project):
+    slot_and_entitlement_history(project)
+    tier = Entitlement.objects.get(feature_key="tier")
+    customer = tier.customer_id
+    Entitlement.objects.filter(pk=tier.pk).delete()
+    Entitlement.objects.create(customer_id=customer, feature_key="gone", value="back")
+
+    problems = check_ledger().problems
+
+    assert problems == [
+        f"entitlement {Entitlement.objects.get().pk} (gone): value 'back', its last event "
+        "REMOVE None",
+        f"customer {customer}: entitlement tier was last set to 'max' but is missing",
+    ]

@@ -219,3 +219,43 @@ def test_the_migrated_ledger_takes_refunds_voids_and_credit_limits(migrated):
     assert (partial.refunded_amount, whole.refunded_amount) == (14, Decimal("25.5"))
     assert sum(d.amount for d in whole.refund_details) == Decimal("25.5")
     assert check_ledger().problems == []
+
+
+BEFORE_SLOTS = ("ledger", "0011_refunds_voids_credit_lines")
+
+
+def test_a_database_filled_at_0011_migrates_and_takes_slots_and_entitlements(transactional_db):
+    load_previous_version()
+    leaves = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    migrate([BEFORE_SLOTS if app == "ledger" else (app, name) for app, name in leaves])
+    with connection.cursor() as cursor:
+        models = [Project, Customer, CreditAccount, Transaction, LedgerEntry, SpentCredits]
+        for statement in connection.ops.sequence_reset_sql(no_style(), models):
+            cursor.execute(statement)
+    acme = Project.objects.get(name="acme")
+    # Data written at 0011 by the version before slots: a keyed deposit and a refund.
+    services.deposit(
+        project=acme, customer_id="c1", amount=Decimal(7), idempotency_key="pre", actor="test"
+    )
+    services.refund(project=acme, transaction_id="d1", refund_id="r-pre", actor="test")
+    balance_before = render(selectors.customer_balance(acme, "c1"))
+
+    migrate(leaves)
+
+    assert render(selectors.customer_balance(acme, "c1")) == balance_before
+    pool = services.grant_capacity(
+        project=acme, customer_id="c1", wallet="gpu", amount=2, actor="test"
+    )
+    held = services.claim(
+        project=acme, customer_id="c1", wallet="gpu", resource_id="job", actor="test"
+    )
+    set_ = services.set_entitlement(
+        project=acme, customer_id="c1", feature_key="tier", value="pro", actor="test"
+    )
+    replayed = services.deposit(
+        project=acme, customer_id="c1", amount=Decimal(7), idempotency_key="pre", actor="test"
+    )
+    assert (pool.capacity, held.in_use, set_.is_created) == (2, 1, True)
+    assert replayed.is_idempotent_replay is True
+    assert selectors.entitlement_of(acme, "c1", "tier").entitlement.value == "pro"
+    assert check_ledger().problems == []

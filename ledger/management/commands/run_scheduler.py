@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from ledger.services import expire_due, grant_due, settle_due
+from ledger.services import expire_due, grant_due, release_due, settle_due
 from ledger.services.notices import notify_expiring
 from ledger.webhooks.delivery import Dispatcher, fan_out
 
@@ -16,9 +16,9 @@ logger = logging.getLogger("credits.scheduler")
 class Command(BaseCommand):
     help = (
         "Grant schedules' periods and rollovers as they come due, expire credits past their "
-        "expiry, settle freezes past their auto-settlement deadline, "
-        "write expiry notices and deliver webhooks, every SCHEDULER_INTERVAL_SECONDS (default "
-        "10). Several may run at once."
+        "expiry, settle freezes past their auto-settlement deadline, release slot holdings whose "
+        "lease ran out, write expiry notices and deliver webhooks, every "
+        "SCHEDULER_INTERVAL_SECONDS (default 10). Several may run at once."
     )
 
     def add_arguments(self, parser):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
                 return
             while not stopping:
                 try:
-                    expired, settled = self.run_pass()
+                    expired, settled, released = self.run_pass()
                     dispatcher.dispatch()
                 except Exception:
                     # A database that went away, a lock given up on: the next pass retries
@@ -53,8 +53,8 @@ class Command(BaseCommand):
                     logger.exception("scheduler pass failed; the next one runs in %ss", interval)
                     close_old_connections()
                 else:
-                    if expired or settled:
-                        self.report(expired, settled)
+                    if expired or settled or released:
+                        self.report(expired, settled, released)
                 deadline = time.monotonic() + interval
                 while not stopping and time.monotonic() < deadline:
                     time.sleep(min(0.5, interval))
@@ -63,7 +63,7 @@ class Command(BaseCommand):
 
     def run_once(self, dispatcher: Dispatcher) -> None:
         """One pass, then every delivery due (a failure here ends the command with it)."""
-        expired, settled = self.run_pass()
+        expired, settled, released = self.run_pass()
         dispatcher.dispatch()
         sent = dispatcher.wait()
         # More may be due: an endpoint's task makes way after a number of deliveries. Stop at
@@ -73,17 +73,18 @@ class Command(BaseCommand):
             if not delivered:
                 break
             sent += delivered
-        self.report(expired, settled)
+        self.report(expired, settled, released)
         if sent:
             self.stdout.write(f"delivered {sent} webhook(s)")
 
-    def report(self, expired: int, settled: int) -> None:
-        self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s)")
+    def report(self, expired: int, settled: int, released: int) -> None:
+        leases = f", released {released} lease(s)" if released else ""
+        self.stdout.write(f"expired {expired} account(s), settled {settled} freeze(s){leases}")
 
     @staticmethod
-    def run_pass() -> tuple[int, int]:
+    def run_pass() -> tuple[int, int, int]:
         close_old_connections()
-        expired = settled = 0
+        expired = settled = released = 0
         # Grants first: a period's grant and the expiry of the one before it fall due at one
         # instant, and the rollover between them is made with the grant.
         while grant_due():
@@ -92,7 +93,9 @@ class Command(BaseCommand):
             expired += batch
         while batch := settle_due():
             settled += batch
+        while batch := release_due():
+            released += batch
         notify_expiring()
         while fan_out():
             pass
-        return expired, settled
+        return expired, settled, released
