@@ -54,6 +54,11 @@ class CustomerCreditsAdmin(CustomerAdmin):
     readonly_fields = ["project", "external_id", "created"]
     exclude = ["created_at"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A customer is created by its first deposit (the API, a bulk grant), under the id the
+        # client chose; a customer made here would have no project, id or credits to show.
+        return False
+
     def get_queryset(self, request: HttpRequest):
         # Each listed customer's balance as one correlated sum in the list's own statement.
         return (

@@ -514,3 +514,16 @@ def test_the_ledger_list_takes_any_typed_filter_without_an_error(support_client,
     response = support_client.get(reverse("admin:ledger_ledgerentry_changelist"), query)
 
     assert response.status_code == 200
+
+
+def test_customers_come_from_deposits_so_the_console_offers_no_add_customer(admin_client, project):
+    deposit(project, "5")
+    listed = admin_client.get(reverse("admin:customers_customer_changelist"))
+    add_url = reverse("admin:customers_customer_add")
+
+    assert listed.status_code == 200
+    assert add_url.encode() not in listed.content
+    assert admin_client.get(add_url).status_code == 403
+    posted = admin_client.post(add_url, {"name": "New", "email": "new@example.com"})
+    assert posted.status_code == 403
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["user_42"]
