@@ -1,21 +1,31 @@
 """Bulk grants uploaded in the console: the dry run first, then the grant, as the staff user."""
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from ledger.models import LedgerEntry
 from ledger.selectors.consistency import find_inconsistencies
+from tests.support import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
 URL = reverse("credits_bulk_grant")
 HEADER = "customer_id,amount,wallet,description\n"
 VALID = HEADER + "alice,10,default,welcome\nbob,2.5,promo,\nalice,0.000001,,\n"
+
+
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path) -> Path:
+    """Each test's uploads in a directory of its own."""
+    settings.DATA_DIR = tmp_path
+    return tmp_path
 
 
 def upload(client, project, text: str, **fields):
@@ -60,7 +70,7 @@ def test_an_upload_shows_the_dry_run_and_grants_nothing_until_confirmed(operator
         ("alice", "default", Decimal("0.000001"), "staff:alice"),
     ]
     assert find_inconsistencies() == []
-    assert not list((Path(settings.DATA_DIR) / "uploads").glob("*-" + dry_run.context["token"]))
+    assert not list((Path(settings.DATA_DIR) / "uploads").iterdir())
 
 
 def test_confirming_twice_or_uploading_the_same_file_again_grants_once(operator_client, project):
@@ -143,3 +153,62 @@ def test_rows_are_counted_as_parsed_whatever_ends_the_lines(operator_client, pro
     response = upload(operator_client, project, text)
 
     assert "use the command" in str(response.context["form"].errors["file"])
+
+
+def test_a_confirmation_grants_into_the_previewed_project_with_the_previewed_options_only(
+    operator_client, project
+):
+    other = ProjectFactory()
+    dry_run = upload(operator_client, project, VALID)
+    token = dry_run.context["token"]
+
+    for changed in (
+        {"project": other.pk},  # another tenant's project
+        {"project": project.pk, "skip_invalid": "on"},  # options the dry run did not have
+    ):
+        refused = operator_client.post(URL, {"upload": token, **changed}, follow=True)
+        assert "does not match its dry run" in refused.content.decode()
+    assert not LedgerEntry.objects.exists()
+
+    assert confirm(operator_client, dry_run).status_code == 302  # as previewed, it still grants
+    assert len(grants(project)) == 3 and grants(other) == []
+
+
+def test_a_confirmation_without_skip_invalid_cannot_drop_the_dry_runs_option(
+    operator_client, project
+):
+    dry_run = upload(operator_client, project, HEADER + "alice,10,,\n,5,,\n", skip_invalid="on")
+
+    refused = operator_client.post(
+        URL, {"upload": dry_run.context["token"], "project": project.pk}, follow=True
+    )
+
+    assert "does not match its dry run" in refused.content.decode()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_token_edited_to_name_another_project_or_file_is_refused(operator_client, project):
+    other = ProjectFactory()
+    dry_run = upload(operator_client, project, VALID)
+    token = dry_run.context["token"]
+    payload, rest = token.split(":", 1)
+    data = json.loads(signing.b64_decode(payload.encode()))
+    forged = signing.b64_encode(json.dumps({**data, "project": other.pk}).encode()).decode()
+
+    response = operator_client.post(
+        URL, {"upload": f"{forged}:{rest}", "project": other.pk}, follow=True
+    )
+
+    assert "nothing was done" in response.content.decode()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_stored_upload_changed_after_its_dry_run_is_not_granted(operator_client, project):
+    dry_run = upload(operator_client, project, VALID)
+    (stored,) = (Path(settings.DATA_DIR) / "uploads").iterdir()
+    stored.write_bytes((HEADER + "mallory,1000,,\n").encode())
+
+    response = confirm(operator_client, dry_run)
+
+    assert response.status_code == 302
+    assert not LedgerEntry.objects.exists()
