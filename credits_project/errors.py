@@ -256,6 +256,14 @@ class InvalidGrantFile(BadRequest):
     message = "the grant file's columns are not valid"
 
 
+class UnreadableGrantFile(BadRequest):
+    """A bulk grant file that is not text in UTF-8 (compressed, UTF-16, binary, another
+    encoding); `details.reason` says what it looks like. Nothing in it is granted."""
+
+    code = "unreadable_grant_file"
+    message = "the grant file is not text: save it as CSV or JSON Lines in UTF-8"
+
+
 # --- 401 -----------------------------------------------------------------------------------
 
 

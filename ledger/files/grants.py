@@ -22,7 +22,12 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import IO, Any, Literal
 
-from credits_project.errors import InvalidGrantFile, InvalidRequest, ServiceError
+from credits_project.errors import (
+    InvalidGrantFile,
+    InvalidRequest,
+    ServiceError,
+    UnreadableGrantFile,
+)
 from credits_project.json import check_fields, loads, parse_object
 from customers.models import Project
 from ledger.contract.requests import DepositRequestSerializer
@@ -52,6 +57,14 @@ Format = Literal["csv", "jsonl"]
 # A JSON number, as the API's body parser would read the field.
 JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 COPY_CHUNK_BYTES = 1 << 20
+# What files that are not UTF-8 text start with: the reason each is refused under.
+SIGNATURES = (
+    (b"\x1f\x8b", "gzip"),
+    (b"PK\x03\x04", "zip"),  # also a spreadsheet (.xlsx, .ods)
+    (b"\xff\xfe", "utf16"),  # byte order marks (UTF-32's begin the same)
+    (b"\xfe\xff", "utf16"),
+)
+HEAD_BYTES = 4096
 
 
 def validate_deposit(data: dict[str, Any]) -> tuple[str, Grant, Profile]:
@@ -146,15 +159,29 @@ class GrantFile:
 
     def _sniff(self) -> Format:
         self.copy.seek(0)
-        start = self.copy.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        start = self.copy.read(HEAD_BYTES).lstrip(b"\xef\xbb\xbf \t\r\n")
         return "jsonl" if start.startswith(b"{") else "csv"
 
     def _records(self) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
+        self.copy.seek(0)
+        check_text(self.copy.read(HEAD_BYTES))
         self.copy.seek(0)
         if self.format == "jsonl":
             yield from jsonl_records(self.copy)
         else:
             yield from csv_records(self.copy)
+
+
+def check_text(head: bytes) -> None:
+    """Refuse a file whose start is not text, before any row: read as UTF-8, a compressed,
+    UTF-16 or binary file would be one refused row per line, or a header of garbled names."""
+    for signature, reason in SIGNATURES:
+        if head.startswith(signature):
+            raise UnreadableGrantFile({"reason": reason})
+    # A NUL in a row is that row's error; in the first line, the file is not text (UTF-16
+    # without its mark has one after every letter).
+    if b"\x00" in head.split(b"\n", 1)[0]:
+        raise UnreadableGrantFile({"reason": "binary"})
 
 
 def csv_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
@@ -197,6 +224,8 @@ def read_header(reader: Any) -> list[str]:
         raise InvalidGrantFile({"reason": "empty"}) from None
     except csv.Error:
         raise InvalidGrantFile({"reason": "bad_header"}) from None
+    if any(has_surrogates(name) for name in header):  # bytes that are not UTF-8
+        raise UnreadableGrantFile({"reason": "not_utf8"})
     check_columns(header)
     return header
 
@@ -211,6 +240,10 @@ def check_columns(names: list[str]) -> None:
     missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise InvalidGrantFile({"missing_columns": missing})
+
+
+def has_surrogates(text: str) -> bool:
+    return any("\ud800" <= character <= "\udfff" for character in text)
 
 
 def jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:

@@ -1,6 +1,9 @@
 """Bulk grants uploaded in the console: the dry run first, then the grant, as the staff user."""
 
+import gzip
+import io
 import json
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +22,13 @@ pytestmark = pytest.mark.django_db
 URL = reverse("credits_bulk_grant")
 HEADER = "customer_id,amount,wallet,description\n"
 VALID = HEADER + "alice,10,default,welcome\nbob,2.5,promo,\nalice,0.000001,,\n"
+
+
+def zip_of(content: bytes) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("grants.csv", content)
+    return archive.getvalue()
 
 
 @pytest.fixture(autouse=True)
@@ -212,3 +222,33 @@ def test_a_stored_upload_changed_after_its_dry_run_is_not_granted(operator_clien
 
     assert response.status_code == 302
     assert not LedgerEntry.objects.exists()
+
+
+GOOD_ROWS = "customer_id,amount\nalice,1\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (gzip.compress(GOOD_ROWS.encode()), "gzip"),
+        (zip_of(GOOD_ROWS.encode()), "zip"),
+        (GOOD_ROWS.encode("utf-16"), "utf16"),  # with its byte order mark
+        (GOOD_ROWS.encode("utf-16-le"), "binary"),  # without: NULs between the letters
+        (bytes(range(256)) * 8, "binary"),
+        (b"\xff\xd8\xff\xe0\x10JFIF,amount\n", "not_utf8"),  # a JPEG's start, no NUL in it
+        ("customer_id,montant_réglé\nalice,1\n".encode("latin-1"), "not_utf8"),
+    ],
+)
+def test_a_file_that_is_not_utf8_text_is_a_form_error_saying_what_it_is(
+    operator_client, project, data_dir, content, reason
+):
+    data = {"project": project.pk, "file": SimpleUploadedFile("grants.csv", content)}
+
+    response = operator_client.post(URL, data)
+
+    assert response.status_code == 200
+    error = str(response.context["form"].errors["file"])
+    assert "unreadable_grant_file" in error and f"reason: {reason}" in error, error
+    assert "CSV or JSON Lines in UTF-8" in error
+    assert not LedgerEntry.objects.exists()
+    assert not list((data_dir / "uploads").iterdir())
