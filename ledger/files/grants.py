@@ -17,6 +17,7 @@ import hashlib
 import io
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -65,6 +66,7 @@ SIGNATURES = (
     (b"\xfe\xff", "utf16"),
 )
 HEAD_BYTES = 4096
+NAMES_SHOWN = 5
 
 
 def validate_deposit(data: dict[str, Any]) -> tuple[str, Grant, Profile]:
@@ -233,8 +235,9 @@ def read_header(reader: Any) -> list[str]:
 def check_columns(names: list[str]) -> None:
     unknown = [name for name in names if name not in COLUMNS]
     if unknown:
-        raise InvalidGrantFile({"unknown_columns": unknown})
-    repeated = sorted({name for name in names if names.count(name) > 1})
+        raise InvalidGrantFile({"unknown_columns": a_few(unknown)})
+    # Every name is known here, so the repeated ones are among the few columns there are.
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise InvalidGrantFile({"repeated_columns": repeated})
     missing = [name for name in REQUIRED if name not in names]
@@ -244,6 +247,13 @@ def check_columns(names: list[str]) -> None:
 
 def has_surrogates(text: str) -> bool:
     return any("\ud800" <= character <= "\udfff" for character in text)
+
+
+def a_few(names: list[str]) -> list[str]:
+    """The first names of a list that may be a whole hostile header long, and how many more."""
+    if len(names) <= NAMES_SHOWN:
+        return names
+    return [*names[:NAMES_SHOWN], f"and {len(names) - NAMES_SHOWN} more"]
 
 
 def jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:

@@ -3,6 +3,7 @@
 import gzip
 import io
 import json
+import time
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -252,3 +253,25 @@ def test_a_file_that_is_not_utf8_text_is_a_form_error_saying_what_it_is(
     assert "CSV or JSON Lines in UTF-8" in error
     assert not LedgerEntry.objects.exists()
     assert not list((data_dir / "uploads").iterdir())
+
+
+def test_a_header_of_a_hundred_thousand_unknown_columns_names_a_few(operator_client, project):
+    header = ",".join(f"col{n}" for n in range(100_000))
+
+    response = upload(operator_client, project, f"customer_id,amount,{header}\nalice,1\n")
+
+    error = str(response.context["form"].errors["file"])
+    assert "unknown_columns: col0, col1, col2, col3, col4, and 99995 more" in error, error[:300]
+    assert "col5" not in error
+    assert len(response.content) < 20_000
+
+
+def test_a_header_repeating_a_column_a_hundred_thousand_times_is_refused_at_once(
+    operator_client, project
+):
+    started = time.monotonic()
+
+    response = upload(operator_client, project, "customer_id,amount" + ",wallet" * 100_000 + "\n")
+
+    assert "repeated_columns: wallet" in str(response.context["form"].errors["file"])
+    assert time.monotonic() - started < 10  # counted once, not once per column
