@@ -13,6 +13,8 @@ READ = [
     ("ledger", "transaction"),
     ("ledger", "ledgerentry"),
     ("ledger", "operatoraction"),
+    ("ledger", "webhookendpoint"),  # without its secret (`WebhookEndpointAdmin`)
+    ("ledger", "webhookdelivery"),
 ]
 ACT = ("ledger", "act_on_credits")
 

@@ -1,5 +1,6 @@
-"""The console's webhook pages: endpoints (their secret shown read-only), and deliveries with
-their status, attempts, last error and response code, and a re-send action."""
+"""The console's webhook pages: endpoints (their secret shown read-only, and only to who may
+change the endpoint), and deliveries with their status, attempts, last error and response code,
+and a re-send action. Support staff read both."""
 
 import datetime as dt
 
@@ -18,9 +19,19 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "project"]
     search_fields = ["url"]
     list_select_related = ["project"]
-    readonly_fields = ["secret", "created_at"]
+    readonly_fields = ["secret", "secret_hidden", "created_at"]
     fields = ["project", "url", "event_types", "enabled", "description", "secret", "created_at"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_fields(self, request, obj=None):
+        # The secret signs deliveries: who may only read the endpoint could forge them.
+        if self.has_change_permission(request, obj):
+            return self.fields
+        return [("secret_hidden" if name == "secret" else name) for name in self.fields]
+
+    @admin.display(description="secret")
+    def secret_hidden(self, endpoint: WebhookEndpoint) -> str:
+        return "whsec_… (hidden: shown to who may change this endpoint)"
 
 
 @admin.register(WebhookDelivery)
