@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ledger.admin.display import customer_id_column
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
@@ -43,7 +44,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "event_type",
         "event",
         "endpoint",
-        "customer",
+        "customer_id_display",
         "status",
         "attempts",
         "response_code",
@@ -55,6 +56,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     search_fields = ["event__event_id", "customer__external_id"]
     list_select_related = ["event", "endpoint", "customer"]
     actions = ["resend"]
+
+    customer_id_display = customer_id_column
 
     @admin.display(description="type", ordering="event__type")
     def event_type(self, delivery: WebhookDelivery) -> str:

@@ -22,6 +22,7 @@ from ledger.models import CreditAccount, LedgerEntry, OperationType, OperatorAct
 from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
 from ledger.selectors.consistency import check_ledger
+from ledger.templatetags.credits import visible_id, visible_text
 
 DAY = dt.timedelta(days=1)
 
@@ -527,3 +528,61 @@ def test_customers_come_from_deposits_so_the_console_offers_no_add_customer(admi
     posted = admin_client.post(add_url, {"name": "New", "email": "new@example.com"})
     assert posted.status_code == 403
     assert list(Customer.objects.values_list("external_id", flat=True)) == ["user_42"]
+
+
+LOOKALIKES = {
+    "alice": "alice",
+    "alice\u200b": "alice⟨U+200B⟩",
+    "\u202ealice": "⟨U+202E⟩alice",
+    " alice ": "⟨U+0020⟩alice⟨U+0020⟩",
+    "caf\u00e9": "caf\u00e9",
+    "cafe\u0301": "cafe⟨U+0301⟩",
+}
+
+
+def test_lookalike_ids_show_their_invisible_characters_as_code_points():
+    for customer_id, shown in LOOKALIKES.items():
+        assert visible_text(customer_id) == shown
+    html = visible_id("alice\u200b<b>")
+    assert html == (
+        '<bdi class="credits-id">alice<span class="credits-hidden-char" '
+        'title="ZERO WIDTH SPACE">⟨U+200B⟩</span>&lt;b&gt;</bdi>'
+    )
+    assert visible_text("Jane Doe") == "Jane Doe"  # a space inside is a space
+    assert visible_text("a\u00a0b") == "a⟨U+00A0⟩b"
+
+
+def test_every_console_page_that_shows_ids_tells_lookalike_customers_apart(
+    operator_client, project
+):
+    for n, customer_id in enumerate(LOOKALIKES):
+        deposit(project, "5", customer_id=customer_id)
+        services.deduct(
+            project=project,
+            customer_id=customer_id,
+            transaction_id=f"job-{n}",
+            amount=Decimal(1),
+            actor="t",
+        )
+    customer = Customer.objects.get(project=project, external_id="\u202ealice")
+    pages = {
+        "customers": reverse("admin:customers_customer_changelist"),
+        "entries": reverse("admin:ledger_ledgerentry_changelist"),
+        "accounts": reverse("admin:ledger_creditaccount_changelist"),
+        "transactions": reverse("admin:ledger_transaction_changelist"),
+        "overview": reverse("credits_overview") + f"?project={project.pk}",
+    }
+    for name, url in pages.items():
+        page = operator_client.get(url).content.decode()
+        text = re.sub(r"<[^>]+>", "", page)  # what the operator reads
+        for shown in LOOKALIKES.values():
+            assert shown in text, (name, shown)
+        assert "credits-hidden-char" in page, name
+        assert "\u200b" not in page and "\u202e" not in page, name
+
+    for url in (
+        page_of(project, customer.external_id),
+        action_url(project, "grant", "\u202ealice"),
+    ):
+        page = operator_client.get(url).content.decode()
+        assert "⟨U+202E⟩alice" in page and "\u202e" not in page, url
