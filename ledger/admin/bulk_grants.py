@@ -2,11 +2,12 @@
 then confirm. The same services grant (`ledger.services.bulk`), as the staff user.
 
 The upload is kept, private, under `DATA_DIR/uploads` between the dry run and the
-confirmation, named by a random name and its uploader; confirming reads it again. What the dry
-run previewed (that file and its content's hash, the project, the options) is signed into the
-confirmation's token (`Upload`), so a confirming POST grants exactly what was previewed or
-nothing. Its rows carry the keys the command would derive from the file, so confirming twice,
-or running the command on the same file afterwards, grants each row once.
+confirmation (a day at most: `ledger.files.uploads`), named by a random name and its uploader;
+confirming reads it again. What the dry run previewed (that file and its content's hash, the
+project, the options) is signed into the confirmation's token (`Upload`), so a confirming POST
+grants exactly what was previewed or nothing. Its rows carry the keys the command would derive
+from the file, so confirming twice, or running the command on the same file afterwards, grants
+each row once.
 """
 
 import dataclasses
@@ -18,7 +19,6 @@ from itertools import islice
 from pathlib import Path
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied
@@ -30,6 +30,7 @@ from django.utils.http import urlencode
 from credits_project.errors import ServiceError
 from customers.models import Project
 from ledger.admin.display import can_act
+from ledger.files import uploads
 from ledger.files.grants import GrantFile
 from ledger.services import bulk
 from ledger.services.bulk import RowError
@@ -37,7 +38,6 @@ from ledger.services.bulk import RowError
 MAX_ROWS = 10_000
 MAX_BYTES = 10 * 1024 * 1024
 ERRORS_SHOWN = 200
-UPLOAD_LIFETIME_SECONDS = 24 * 3600
 
 
 class UploadForm(forms.Form):
@@ -77,7 +77,9 @@ class Upload:
         """The upload a token names, or None for a token that is not one of ours, for
         another user, or older than an upload is kept."""
         try:
-            fields = signing.loads(token, salt=token_salt(request), max_age=UPLOAD_LIFETIME_SECONDS)
+            fields = signing.loads(
+                token, salt=token_salt(request), max_age=uploads.LIFETIME_SECONDS
+            )
             return cls(**fields)
         except (signing.BadSignature, TypeError, ValueError):
             return None
@@ -102,6 +104,7 @@ def bulk_grant_view(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method != "POST" or not form.is_valid():
         return render(request, form=form)
+    uploads.remove_abandoned()
     name = secrets.token_hex(16)
     stored = upload_path(request, name)
     stored.parent.mkdir(mode=0o700, exist_ok=True)
@@ -220,7 +223,7 @@ def dry_run_of(stored: Path, project: Project) -> dict:
 
 
 def upload_path(request: HttpRequest, name: str) -> Path:
-    return Path(settings.DATA_DIR) / "uploads" / f"{request.user.pk}-{name}"
+    return uploads.uploads_dir() / f"{request.user.pk}-{name}"
 
 
 def render(request: HttpRequest, **context) -> HttpResponse:

@@ -3,6 +3,7 @@
 import gzip
 import io
 import json
+import os
 import time
 import zipfile
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 
 from ledger.models import LedgerEntry
@@ -275,3 +277,48 @@ def test_a_header_repeating_a_column_a_hundred_thousand_times_is_refused_at_once
 
     assert "repeated_columns: wallet" in str(response.context["form"].errors["file"])
     assert time.monotonic() - started < 10  # counted once, not once per column
+
+
+def aged(path: Path, seconds: float) -> Path:
+    """`path`, made if need be, last written `seconds` ago."""
+    path.touch()
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_uploads_left_unconfirmed_for_a_day_are_removed_by_the_next_upload(
+    operator_client, project, data_dir
+):
+    abandoned = upload(operator_client, project, VALID)
+    recent = upload(operator_client, project, HEADER + "carol,1,,\n")
+    old_file, recent_file = sorted(
+        (data_dir / "uploads").iterdir(), key=lambda p: p.stat().st_mtime
+    )
+    aged(old_file, 24 * 3600 + 60)
+    aged(recent_file, 23 * 3600)
+
+    upload(operator_client, project, HEADER + "dave,1,,\n")  # a third, the next day
+
+    left = set((data_dir / "uploads").iterdir())
+    assert old_file not in left and recent_file in left and len(left) == 2
+    assert confirm(operator_client, abandoned).status_code == 302
+    assert not LedgerEntry.objects.exists()  # the abandoned dry run grants nothing any more
+    assert confirm(operator_client, recent).status_code == 302
+    assert grants(project) == [("carol", "default", Decimal(1), "staff:alice")]
+
+
+def test_the_scheduler_pass_removes_day_old_uploads_and_keeps_younger_ones(
+    data_dir, transactional_db
+):
+    stored = data_dir / "uploads"
+    stored.mkdir()
+    old = aged(stored / ("1-" + "a" * 32), 24 * 3600 + 1)
+    half_granted = aged(stored / ("1-" + "b" * 32 + ".granting"), 3 * 24 * 3600)
+    young = aged(stored / ("1-" + "c" * 32), 3600)
+    for path in (old, half_granted, young):
+        assert path.exists()
+
+    call_command("run_scheduler", "--once", stdout=io.StringIO())
+
+    assert list(stored.iterdir()) == [young]
