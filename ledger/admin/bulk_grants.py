@@ -51,6 +51,14 @@ class UploadForm(forms.Form):
         required=False, help_text="Grant the valid rows and report the others."
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # With one project there is nothing to choose: it is chosen, not a blank to fill.
+        projects = list(self.fields["project"].queryset[:2])
+        if len(projects) == 1:
+            self.fields["project"].empty_label = None
+            self.fields["project"].initial = projects[0].pk
+
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_BYTES:
@@ -164,6 +172,7 @@ def confirmed(request: HttpRequest) -> HttpResponse:
     actor = f"staff:{request.user.get_username()}"
     errors: list[RowError] = []
     with stored.open("rb") as source, GrantFile(source) as grant_file:
+        reference = grant_file.reference(project)
         if grant_file.digest != upload.digest:
             stored.unlink()
             messages.error(
@@ -179,7 +188,7 @@ def confirmed(request: HttpRequest) -> HttpResponse:
             tally = bulk.apply(
                 grant_file.rows(project),
                 project=project,
-                reference=grant_file.reference(project),
+                reference=reference,
                 actor=actor,
                 on_error=errors.append,
             )
@@ -196,8 +205,10 @@ def confirmed(request: HttpRequest) -> HttpResponse:
     messages.success(request, summary)
     if tally.rejected:
         messages.warning(request, bulk.REFUSED_ROWS_ADVICE)
+    # This batch's entries (every one notes its reference), not every grant by this user.
+    of_batch = {"bulk_grant": reference, "customer__project__id__exact": project.pk}
     return HttpResponseRedirect(
-        reverse("admin:ledger_ledgerentry_changelist") + "?" + urlencode({"actor": actor})
+        reverse("admin:ledger_ledgerentry_changelist") + "?" + urlencode(of_batch)
     )
 
 

@@ -13,6 +13,7 @@ from credits_project.replicas import reads_from_standby, streamed_from_standby
 from ledger.admin.display import ReadOnlyAdmin, amount_column, customer_id_column, utc_column
 from ledger.admin.filters import (
     ActorFilter,
+    BulkGrantFilter,
     CustomerFilter,
     SinceFilter,
     UntilFilter,
@@ -64,6 +65,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "operation_type",
         WalletFilter,
         ActorFilter,
+        BulkGrantFilter,
         "business_type",
         SinceFilter,
         UntilFilter,

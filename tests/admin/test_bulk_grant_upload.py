@@ -4,6 +4,7 @@ import gzip
 import io
 import json
 import os
+import re
 import time
 import zipfile
 from decimal import Decimal
@@ -322,3 +323,25 @@ def test_the_scheduler_pass_removes_day_old_uploads_and_keeps_younger_ones(
     call_command("run_scheduler", "--once", stdout=io.StringIO())
 
     assert list(stored.iterdir()) == [young]
+
+
+def test_with_one_project_the_form_has_it_chosen_and_with_two_asks(operator_client, project):
+    one = operator_client.get(URL).content.decode()
+    options = re.findall(r"<option[^>]*>[^<]*</option>", one)
+    assert options == [f'<option value="{project.pk}" selected>{project.name}</option>']
+
+    ProjectFactory()
+    two = re.findall(r"<option[^>]*>", operator_client.get(URL).content.decode())
+    assert len(two) == 3 and two[0] == '<option value="" selected>'
+
+
+def test_after_confirming_the_ledger_shows_this_batchs_grants_only(operator_client, project):
+    confirm(operator_client, upload(operator_client, project, VALID))
+    second = upload(operator_client, project, HEADER + "carol,7,,second batch\n")
+
+    granted = confirm(operator_client, second)
+    listed = operator_client.get(granted.url)
+
+    entries = listed.context["cl"].result_list
+    assert [(e.customer.external_id, e.amount) for e in entries] == [("carol", Decimal(7))]
+    assert len(grants(project)) == 4
