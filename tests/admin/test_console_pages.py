@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -586,3 +587,17 @@ def test_every_console_page_that_shows_ids_tells_lookalike_customers_apart(
     ):
         page = operator_client.get(url).content.decode()
         assert "⟨U+202E⟩alice" in page and "\u202e" not in page, url
+
+
+@pytest.mark.parametrize(
+    "unsafe", ["https://evil.example/", "//evil.example/admin/", "javascript:alert(1)", ""]
+)
+def test_a_login_with_an_unsafe_next_lands_on_the_console_index(client, db, unsafe):
+    get_user_model().objects.create_user("olga", password="pw-long-enough-1", is_staff=True)
+
+    response = client.post(
+        reverse("admin:login"),
+        {"username": "olga", "password": "pw-long-enough-1", "next": unsafe},
+    )
+
+    assert (response.status_code, response["Location"]) == (302, reverse("admin:index"))
