@@ -59,6 +59,10 @@ class CustomerCreditsAdmin(CustomerAdmin):
         # client chose; a customer made here would have no project, id or credits to show.
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A customer's ledger is append-only and keeps it (the delete could only fail).
+        return False
+
     def get_queryset(self, request: HttpRequest):
         # Each listed customer's balance as one correlated sum in the list's own statement.
         return (

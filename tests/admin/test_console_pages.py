@@ -386,7 +386,8 @@ def test_the_overview_sums_a_project(operator_client, project):
     assert overview.outstanding == [("default", 26), ("promo", 3)]
     assert (overview.expiring_7, overview.expiring_30) == (10, 26)
     assert (overview.open_freezes, overview.frozen_total) == (1, 2)
-    assert overview.top_consumers == [("b", 4)]
+    b = Customer.objects.get(project=project, external_id="b")
+    assert overview.top_consumers == [("b", 4, b.pk)]
     assert [amount for _, amount in overview.breakage] == [9]
     assert sum(a for _, a in overview.granted) == 44
     html = response.content.decode()
