@@ -225,8 +225,27 @@ def test_a_superuser_reads_webhook_deliveries_on_screen_and_has_no_delete_that_w
     ), choices
     shoot(browser, "webhook-deliveries")
 
+    services.deposit(
+        project=customer_with_credits,
+        customer_id="user_42",
+        amount=Decimal("937.5"),
+        actor="t",
+        wallet="enterprise-annual-commitment-rollover-wallet-2026",
+    )
     browser.get(f"{service.base_url}/admin/customers/customer/?q=user_42")
     wait_for(browser, "#result_list").find_element(By.LINK_TEXT, "user_42").click()
     wait_for(browser, "#credits-balance")
+    # Every legend label drawn whole inside its picture (the long wallet's name is not cut).
+    overflowing = browser.execute_script(
+        "return [...document.querySelectorAll('svg.credits-chart')].flatMap(svg => {"
+        " const width = svg.viewBox.baseVal.width;"
+        " return [...svg.querySelectorAll('text')].filter(t => {"
+        "  const box = t.getBBox(); return box.x + box.width > width; })"
+        "  .map(t => t.textContent); });"
+    )
+    assert overflowing == []
+    chart = browser.find_element(By.CSS_SELECTOR, "svg.credits-chart").text
+    assert "enterprise-annual-commitment-rollover-wallet-2026" in chart
+    shoot(browser, "customer-page-long-wallet")
     assert not browser.find_elements(By.CSS_SELECTOR, "a.deletelink")
     assert not browser.find_elements(By.CSS_SELECTOR, "a.addlink")

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from ledger import services
+from ledger.admin.charts import line_chart
 from ledger.models import CreditAccount, LedgerEntry, OperationType, OperatorAction
 from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
@@ -602,3 +603,21 @@ def test_a_login_with_an_unsafe_next_lands_on_the_console_index(client, db, unsa
     )
 
     assert (response.status_code, response["Location"]) == (302, reverse("admin:index"))
+
+
+def test_chart_axis_labels_are_exact_and_the_legend_is_as_wide_as_its_longest_name():
+    day = dt.date(2026, 4, 7)
+    long_name = "enterprise-annual-commitment-rollover-wallet-2026"
+    svg = line_chart(
+        {
+            "default": [(day, Decimal(0)), (day + DAY, Decimal(1875))],
+            long_name: [(day, Decimal(1))] * 2,
+        },
+        title="t",
+    )
+
+    labels = re.findall(r'text-anchor="end"[^>]*>([^<]+)</text>', svg)
+    assert labels == ["0", "937.5", "1875"]
+    width = int(re.search(r'viewBox="0 0 (\d+) ', svg)[1])
+    legend_x = max(float(x) for x in re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size', svg))
+    assert legend_x + 6.5 * len(f"{long_name}: 1") <= width
