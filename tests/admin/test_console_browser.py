@@ -130,6 +130,11 @@ def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason
     browser.find_element(By.CSS_SELECTOR, "a.credits-action[href$='/credits/grant/']").click()
     wait_for(browser, "input[name=amount]").send_keys("500")
     browser.find_element(By.NAME, "reason").send_keys("Goodwill after the outage")
+    # Labels in one column, inputs in the next: every input starts at the same x.
+    inputs = browser.find_elements(By.CSS_SELECTOR, "fieldset.aligned input:not([type=hidden])")
+    starts = {round(i.rect["x"]) for i in inputs if i.get_attribute("type") != "checkbox"}
+    assert len(inputs) >= 5 and len(starts) == 1, starts
+    shoot(browser, "grant-form")
     browser.find_element(By.NAME, "_review").click()
     effect = wait_for(browser, "#credits-effect").text
     assert "120 → 620" in effect, effect
