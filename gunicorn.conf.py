@@ -9,7 +9,10 @@ workers = int(os.environ.get("GUNICORN_WORKERS", min(4, multiprocessing.cpu_coun
 # trickle of headers) wait on their own greenlet instead of holding a whole worker; database
 # calls yield too (psycopg 3 waits cooperatively once gevent has patched the standard library,
 # which the worker does before loading the application).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+# (gunicorn's own, stopping without a traceback on Ctrl-C: see the class).
+worker_class = os.environ.get(
+    "GUNICORN_WORKER_CLASS", "credits_project.gunicorn_worker.CleanStopGeventWorker"
+)
 # Connections one worker serves at once; the rest wait in the listen backlog.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", 200))
 threads = int(os.environ.get("GUNICORN_THREADS", 1))

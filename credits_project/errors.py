@@ -428,6 +428,14 @@ class InvalidValidUntil(FieldError):
     message = "valid_until must be an ISO-8601 datetime with a timezone, or null"
 
 
+class UnreadableGrantFile(BadRequest):
+    """A bulk grant file that is not text in UTF-8 (compressed, UTF-16, binary, another
+    encoding); `details.reason` says what it looks like. Nothing in it is granted."""
+
+    code = "unreadable_grant_file"
+    message = "the grant file is not text: save it as CSV or JSON Lines in UTF-8"
+
+
 # --- 401 -----------------------------------------------------------------------------------
 
 

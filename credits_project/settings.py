@@ -227,6 +227,10 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 
+# A login whose `next` is absent or unsafe (another host, a script) lands on the console, the
+# service's only login (Django's default, /accounts/profile/, does not exist here).
+LOGIN_REDIRECT_URL = "admin:index"
+
 # Admin logins (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT failures of one username from
 # one address, that pair is locked out for ADMIN_LOGIN_LOCKOUT_MINUTES, or until
 # `manage.py axes_reset_username NAME` (or `axes_reset`). The API's key authentication does

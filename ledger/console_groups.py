@@ -15,6 +15,8 @@ READ = [
     ("ledger", "operatoraction"),
     ("ledger", "slotevent"),
     ("ledger", "entitlementevent"),
+    ("ledger", "webhookendpoint"),  # without its secret (`WebhookEndpointAdmin`)
+    ("ledger", "webhookdelivery"),
 ]
 ACT = ("ledger", "act_on_credits")
 

@@ -31,9 +31,10 @@ def shared_database_url() -> str:
 
 class Service:
     """gunicorn serving `credits_project.wsgi` with the project's `gunicorn.conf.py`, on this
-    process's database; `env` adds or overrides environment variables."""
+    process's database; `env` adds or overrides environment variables. In a `session` of its
+    own, its master and workers are one process group, as in a terminal."""
 
-    def __init__(self, workers: int, env: dict[str, str] | None = None):
+    def __init__(self, workers: int, env: dict[str, str] | None = None, *, session: bool = False):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -52,6 +53,7 @@ class Service:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=session,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -25,3 +25,7 @@ from ledger.admin import (  # noqa: F401
 # The ledger's lists are wide; at 1366 px they need the room the navigation sidebar takes
 # (every page still has its breadcrumbs and the index).
 admin.site.enable_nav_sidebar = False
+
+# The header names the service and the console, not the framework.
+admin.site.site_header = "credits · operator console"
+admin.site.site_title = "credits console"

@@ -5,7 +5,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from ledger.admin.display import ReadOnlyAdmin, amount_column, can_act, utc_column
+from ledger.admin.display import (
+    ReadOnlyAdmin,
+    amount_column,
+    can_act,
+    customer_id_column,
+    utc_column,
+)
 from ledger.models import CreditAccount, Transaction
 
 
@@ -37,9 +43,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     expires_at_display = utc_column("expires_at", "expires")
     created_at_display = utc_column("created_at", "created")
 
-    @admin.display(description="customer", ordering="customer__external_id")
-    def customer_id_display(self, obj: CreditAccount) -> str:
-        return obj.customer.external_id
+    customer_id_display = customer_id_column
 
     @admin.display(description="available")
     def available_display(self, obj: CreditAccount) -> str:
@@ -68,9 +72,7 @@ class TransactionAdmin(ReadOnlyAdmin):
     created_at_display = utc_column("created_at", "created")
     settled_at_display = utc_column("settled_at", "settled")
 
-    @admin.display(description="customer", ordering="customer__external_id")
-    def customer_id_display(self, obj: Transaction) -> str:
-        return obj.customer.external_id
+    customer_id_display = customer_id_column
 
     def get_readonly_fields(self, request, obj=None):
         # The refund link is for operators only: support staff read.

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from ledger.admin.display import ReadOnlyAdmin, amount_column, utc_column
+from ledger.admin.display import ReadOnlyAdmin, amount_column, customer_id_column, utc_column
 from ledger.admin.filters import ActorFilter, CustomerFilter, SinceFilter, UntilFilter
 from ledger.models import OperatorAction
 
@@ -34,6 +34,4 @@ class OperatorActionAdmin(ReadOnlyAdmin):
     amount_display = amount_column("amount")
     created_at_display = utc_column("created_at", "time")
 
-    @admin.display(description="customer", ordering="customer__external_id")
-    def customer_id_display(self, obj: OperatorAction) -> str:
-        return obj.customer.external_id
+    customer_id_display = customer_id_column

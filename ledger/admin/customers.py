@@ -37,14 +37,14 @@ from ledger.models import CreditLine
 from ledger.selectors import console, console_features
 from ledger.selectors.balances import customer_balance
 from ledger.selectors.schedules import schedules_of
-from ledger.templatetags.credits import credits, utc
+from ledger.templatetags.credits import credits, utc, visible_id, visible_text
 
 admin.site.unregister(Customer)
 
 
 @admin.register(Customer)
 class CustomerCreditsAdmin(CustomerAdmin):
-    list_display = ["external_id", "project", "name", "email", "available", "created"]
+    list_display = ["customer_id", "project", "name", "email", "available", "created"]
     search_fields = ["=external_id", "=email"]
     search_help_text = "Exact customer id or email."
     list_select_related = ["project"]
@@ -53,8 +53,17 @@ class CustomerCreditsAdmin(CustomerAdmin):
     class Media:
         css = {"all": ["ledger/console.css"]}
 
-    readonly_fields = ["project", "external_id", "created"]
-    exclude = ["created_at"]
+    readonly_fields = ["project", "customer_id", "created"]
+    exclude = ["created_at", "external_id"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A customer is created by its first deposit (the API, a bulk grant), under the id the
+        # client chose; a customer made here would have no project, id or credits to show.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A customer's ledger is append-only and keeps it (the delete could only fail).
+        return False
 
     def get_queryset(self, request: HttpRequest):
         # Each listed customer's balance as one correlated sum in the list's own statement.
@@ -63,6 +72,10 @@ class CustomerCreditsAdmin(CustomerAdmin):
             .get_queryset(request)
             .annotate(available_now=console.available_subquery(timezone.now()))
         )
+
+    @admin.display(description="customer id", ordering="external_id")
+    def customer_id(self, customer: Customer) -> str:
+        return visible_id(customer.external_id)
 
     @admin.display(description="available")
     def available(self, customer: Customer) -> str:
@@ -80,6 +93,7 @@ class CustomerCreditsAdmin(CustomerAdmin):
         if customer is not None:
             context.update(credits_context(customer, timezone.now()))
             context["can_act"] = can_act(request)
+            context["subtitle"] = visible_text(customer.external_id)
         return super().change_view(request, object_id, form_url, context)
 
     # --- the actions ---------------------------------------------------------------------
@@ -143,7 +157,7 @@ class CustomerCreditsAdmin(CustomerAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": customer,
-            "title": f"{form.title} for {customer.external_id}",
+            "title": f"{form.title} for {visible_text(customer.external_id)}",
             "form": form,
             "effect": effect,
             "summary": form.summary() if effect is not None else None,

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.contrib import admin
 from django.http import HttpRequest
 
-from ledger.templatetags.credits import credits, utc
+from ledger.templatetags.credits import credits, utc, visible_id
 
 ACT_PERMISSION = "ledger.act_on_credits"
 
@@ -34,6 +34,12 @@ class ReadOnlyAdmin(ConsoleAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.display(description="customer", ordering="customer__external_id")
+def customer_id_column(self, obj) -> str:
+    """A list column of the row's customer id, its invisible characters shown."""
+    return visible_id(obj.customer.external_id)
 
 
 def amount_column(field: str, label: str | None = None):

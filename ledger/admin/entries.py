@@ -10,9 +10,10 @@ from django.urls import path
 from credits_project.json import format_datetime, format_decimal
 from credits_project.replicas import reads_from_standby, streamed_from_standby
 from credits_project.spreadsheet import SafeWriter
-from ledger.admin.display import ReadOnlyAdmin, amount_column, utc_column
+from ledger.admin.display import ReadOnlyAdmin, amount_column, customer_id_column, utc_column
 from ledger.admin.filters import (
     ActorFilter,
+    BulkGrantFilter,
     CustomerFilter,
     SinceFilter,
     UntilFilter,
@@ -64,6 +65,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "operation_type",
         WalletFilter,
         ActorFilter,
+        BulkGrantFilter,
         "business_type",
         SinceFilter,
         UntilFilter,
@@ -79,9 +81,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     amount_display = amount_column("amount")
     created_at_display = utc_column("created_at", "time")
 
-    @admin.display(description="customer", ordering="customer__external_id")
-    def customer_id_display(self, obj: LedgerEntry) -> str:
-        return obj.customer.external_id
+    customer_id_display = customer_id_column
 
     @admin.display(description="operation", ordering="operation_type")
     def operation(self, obj: LedgerEntry) -> str:

@@ -64,6 +64,18 @@ class ActorFilter(InputFilter):
     lookup = "actor"
 
 
+class BulkGrantFilter(InputFilter):
+    """The entries one bulk grant wrote: each notes its run's reference and batch
+    (`[bulk_grant:1a2b3c4d5e6f batch 2]`, `bulk.noted`)."""
+
+    title = "bulk grant (its reference)"
+    parameter_name = "bulk_grant"
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(description__contains=f"[{value} batch ") if value else queryset
+
+
 def parse_day(text: str | None) -> dt.datetime | None:
     """The start (00:00 UTC) of a `YYYY-MM-DD` day; None when absent or not a date."""
     try:

@@ -1,5 +1,6 @@
-"""The console's webhook pages: endpoints (their secret shown read-only), and deliveries with
-their status, attempts, last error and response code, and a re-send action."""
+"""The console's webhook pages: endpoints (their secret shown read-only, and only to who may
+change the endpoint), and deliveries with their status, attempts, last error and response code,
+and a re-send action. Support staff read both."""
 
 import datetime as dt
 
@@ -9,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ledger.admin.display import customer_id_column
 from ledger.webhooks.addresses import RefusedAddress, check_endpoint_url
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -40,35 +42,61 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "project"]
     search_fields = ["url"]
     list_select_related = ["project"]
-    readonly_fields = ["secret", "created_at"]
+    readonly_fields = ["secret", "secret_hidden", "created_at"]
     fields = ["project", "url", "event_types", "enabled", "description", "secret", "created_at"]
+
+    def get_fields(self, request, obj=None):
+        # The secret signs deliveries: who may only read the endpoint could forge them.
+        if self.has_change_permission(request, obj):
+            return self.fields
+        return [("secret_hidden" if name == "secret" else name) for name in self.fields]
+
+    @admin.display(description="secret")
+    def secret_hidden(self, endpoint: WebhookEndpoint) -> str:
+        return "whsec_… (hidden: shown to who may change this endpoint)"
+
+
+class EndpointFilter(admin.RelatedFieldListFilter):
+    """Each endpoint once, with its project: one URL may serve several projects."""
+
+    def field_choices(self, field, request, model_admin):
+        endpoints = WebhookEndpoint.objects.select_related("project").order_by("url", "pk")
+        return [(e.pk, f"{e.url} ({e.project.name})") for e in endpoints]
 
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     """Read-only but for the re-send action: deliveries are made and updated by the scheduler."""
 
+    # What an operator looks for first (did it arrive, how often tried, why not) on the left,
+    # where it is on screen at 1366 px beside the filters.
     list_display = [
         "id",
-        "event_type",
-        "event",
-        "endpoint",
-        "customer",
         "status",
         "attempts",
         "response_code",
         "last_error",
+        "event_type",
+        "event_id",
+        "customer_id_display",
+        "endpoint",
         "next_attempt_at",
         "delivered_at",
     ]
-    list_filter = ["status", "event__type", "endpoint"]
+    list_filter = ["status", "event__type", ("endpoint", EndpointFilter)]
     search_fields = ["event__event_id", "customer__external_id"]
     list_select_related = ["event", "endpoint", "customer"]
     actions = ["resend"]
 
+    customer_id_display = customer_id_column
+
     @admin.display(description="type", ordering="event__type")
     def event_type(self, delivery: WebhookDelivery) -> str:
         return delivery.event.type
+
+    @admin.display(description="event", ordering="event__event_id")
+    def event_id(self, delivery: WebhookDelivery) -> str:
+        return delivery.event.event_id  # its type has a column of its own
 
     def has_resend_permission(self, request) -> bool:
         # Deliveries are read-only in the admin; re-sending is for who may change them.

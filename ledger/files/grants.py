@@ -17,12 +17,18 @@ import hashlib
 import io
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import IO, Any, Literal
 
-from credits_project.errors import InvalidGrantFile, InvalidRequest, ServiceError
+from credits_project.errors import (
+    InvalidGrantFile,
+    InvalidRequest,
+    ServiceError,
+    UnreadableGrantFile,
+)
 from credits_project.json import check_fields, loads, parse_object
 from customers.models import Project
 from ledger.contract.requests import DepositRequestSerializer
@@ -52,6 +58,15 @@ Format = Literal["csv", "jsonl"]
 # A JSON number, as the API's body parser would read the field.
 JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 COPY_CHUNK_BYTES = 1 << 20
+# What files that are not UTF-8 text start with: the reason each is refused under.
+SIGNATURES = (
+    (b"\x1f\x8b", "gzip"),
+    (b"PK\x03\x04", "zip"),  # also a spreadsheet (.xlsx, .ods)
+    (b"\xff\xfe", "utf16"),  # byte order marks (UTF-32's begin the same)
+    (b"\xfe\xff", "utf16"),
+)
+HEAD_BYTES = 4096
+NAMES_SHOWN = 5
 
 
 def validate_deposit(data: dict[str, Any]) -> tuple[str, Grant, Profile]:
@@ -151,15 +166,29 @@ class GrantFile:
 
     def _sniff(self) -> Format:
         self.copy.seek(0)
-        start = self.copy.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        start = self.copy.read(HEAD_BYTES).lstrip(b"\xef\xbb\xbf \t\r\n")
         return "jsonl" if start.startswith(b"{") else "csv"
 
     def _records(self) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
+        self.copy.seek(0)
+        check_text(self.copy.read(HEAD_BYTES))
         self.copy.seek(0)
         if self.format == "jsonl":
             yield from jsonl_records(self.copy, self.columns)
         else:
             yield from csv_records(self.copy, self.columns, self.required)
+
+
+def check_text(head: bytes) -> None:
+    """Refuse a file whose start is not text, before any row: read as UTF-8, a compressed,
+    UTF-16 or binary file would be one refused row per line, or a header of garbled names."""
+    for signature, reason in SIGNATURES:
+        if head.startswith(signature):
+            raise UnreadableGrantFile({"reason": reason})
+    # A NUL in a row is that row's error; in the first line, the file is not text (UTF-16
+    # without its mark has one after every letter).
+    if b"\x00" in head.split(b"\n", 1)[0]:
+        raise UnreadableGrantFile({"reason": "binary"})
 
 
 def csv_records(
@@ -204,6 +233,8 @@ def read_header(reader: Any, columns: tuple[str, ...], required: tuple[str, ...]
         raise InvalidGrantFile({"reason": "empty"}) from None
     except csv.Error:
         raise InvalidGrantFile({"reason": "bad_header"}) from None
+    if any(has_surrogates(name) for name in header):  # bytes that are not UTF-8
+        raise UnreadableGrantFile({"reason": "not_utf8"})
     check_columns(header, columns, required)
     return header
 
@@ -211,13 +242,25 @@ def read_header(reader: Any, columns: tuple[str, ...], required: tuple[str, ...]
 def check_columns(names: list[str], columns: tuple[str, ...], required: tuple[str, ...]) -> None:
     unknown = [name for name in names if name not in columns]
     if unknown:
-        raise InvalidGrantFile({"unknown_columns": unknown})
-    repeated = sorted({name for name in names if names.count(name) > 1})
+        raise InvalidGrantFile({"unknown_columns": a_few(unknown)})
+    # Every name is known here, so the repeated ones are among the few columns there are.
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise InvalidGrantFile({"repeated_columns": repeated})
     missing = [name for name in required if name not in names]
     if missing:
         raise InvalidGrantFile({"missing_columns": missing})
+
+
+def has_surrogates(text: str) -> bool:
+    return any("\ud800" <= character <= "\udfff" for character in text)
+
+
+def a_few(names: list[str]) -> list[str]:
+    """The first names of a list that may be a whole hostile header long, and how many more."""
+    if len(names) <= NAMES_SHOWN:
+        return names
+    return [*names[:NAMES_SHOWN], f"and {len(names) - NAMES_SHOWN} more"]
 
 
 def jsonl_records(

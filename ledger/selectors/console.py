@@ -355,7 +355,7 @@ class Overview:
     oldest_freeze: dt.datetime | None
     granted: list[tuple[dt.date, Decimal]]
     consumed: list[tuple[dt.date, Decimal]]
-    top_consumers: list[tuple[str, Decimal]]
+    top_consumers: list[tuple[str, Decimal, int]]  # customer id, consumed, customer's key
     breakage: list[tuple[dt.date, Decimal]]
 
 
@@ -393,7 +393,7 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
 
     top = (
         entries.filter(operation_type=OperationType.CONSUME)
-        .values("customer__external_id")
+        .values("customer_id", "customer__external_id")
         .annotate(amount=CreditSum("amount"))
         .order_by("-amount", "customer__external_id")[:10]
     )
@@ -421,7 +421,9 @@ def project_overview(project: Project, *, at: dt.datetime | None = None) -> Over
         oldest_freeze=freezes["oldest"],
         granted=[(day, daily[OperationType.GRANT].get(day, ZERO)) for day in days],
         consumed=[(day, daily[OperationType.CONSUME].get(day, ZERO)) for day in days],
-        top_consumers=[(row["customer__external_id"], row["amount"]) for row in top],
+        top_consumers=[
+            (row["customer__external_id"], row["amount"], row["customer_id"]) for row in top
+        ],
         breakage=[(_as_date(row["month"]), row["amount"]) for row in breakage],
     )
 

@@ -1,9 +1,13 @@
-"""Template filters of the console: amounts in plain decimals, instants in UTC."""
+"""Template filters of the console: amounts in plain decimals, instants in UTC, customer ids
+with their invisible characters made visible."""
 
 import datetime as dt
+import unicodedata
 from decimal import Decimal
 
 from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from credits_project.json import format_decimal
 
@@ -33,3 +37,58 @@ def duration(value: dt.timedelta) -> str:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def hidden_characters(text: str) -> list[tuple[str, bool]]:
+    """`text` in runs, each with whether it is one character that does not show as itself:
+    format and bidi controls (zero-width space, right-to-left override), other controls,
+    spaces at either end or other than the plain space, and combining marks of an id that is
+    not in NFC (`e` + U+0301, which looks like `é`). Ids are the client's, so two customers may
+    differ only by these; the console must show which is which."""
+    decomposed = not unicodedata.is_normalized("NFC", text)
+    runs: list[tuple[str, bool]] = []
+    last = len(text) - 1
+    for index, character in enumerate(text):
+        category = unicodedata.category(character)
+        hidden = (
+            category[0] == "C"
+            or (category[0] == "Z" and (character != " " or index in (0, last)))
+            or (category[0] == "M" and decomposed)
+        )
+        if hidden or not runs or runs[-1][1]:
+            runs.append((character, hidden))
+        else:
+            runs[-1] = (runs[-1][0] + character, False)
+    return runs
+
+
+def code_point(character: str) -> str:
+    return f"⟨U+{ord(character):04X}⟩"
+
+
+def visible_text(text: str) -> str:
+    """The id as plain text, each hidden character written as `⟨U+200B⟩` (for titles)."""
+    return "".join(code_point(run) if hidden else run for run, hidden in hidden_characters(text))
+
+
+@register.filter
+def visible_id(text: str) -> SafeString:
+    """The id as HTML, isolated from the page's text direction, each hidden character shown as
+    its code point in a marked span named after the character."""
+    parts = format_html_join(
+        "",
+        "{}",
+        (
+            (
+                format_html(
+                    '<span class="credits-hidden-char" title="{}">{}</span>',
+                    unicodedata.name(run, "unnamed character"),
+                    code_point(run),
+                )
+                if hidden
+                else run,
+            )
+            for run, hidden in hidden_characters(text)
+        ),
+    )
+    return format_html('<bdi class="credits-id">{}</bdi>', parts)

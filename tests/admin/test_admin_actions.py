@@ -44,8 +44,8 @@ def everything() -> dict[str, str]:
 
 @pytest.fixture
 def one_of_each(project):
-    """A row on every page that has actions: keys, customers, credits, an operator's action,
-    a webhook endpoint and its delivery, login records."""
+    """A row on every page that has actions: keys, customers, credits, slot and entitlement
+    events, an operator's action, a webhook endpoint and its delivery, login records."""
     ApiKeyFactory(project=project)
     endpoint(project, "http://127.0.0.1:9/hooks")
     services.deposit(
@@ -53,6 +53,12 @@ def one_of_each(project):
     )
     services.deduct(
         project=project, customer_id="c1", transaction_id="d1", amount=Decimal(1), actor="test"
+    )
+    services.grant_capacity(
+        project=project, customer_id="c1", wallet="jobs", amount=2, actor="test"
+    )
+    services.set_entitlement(
+        project=project, customer_id="c1", feature_key="tier", value="pro", actor="test"
     )
     fan_out()
     login = {"username": "mallory", "ip_address": "127.0.0.1", "path_info": "/admin/login/"}

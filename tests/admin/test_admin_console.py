@@ -26,7 +26,7 @@ def log_in(browser, base_url: str, username: str = "operator") -> None:
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 15).until(ec.title_contains("Site administration"))
+    WebDriverWait(browser, 15).until(ec.presence_of_element_located((By.ID, "user-tools")))
 
 
 def messages_after(browser, click_target) -> str:

@@ -1,21 +1,45 @@
 """Bulk grants uploaded in the console: the dry run first, then the grant, as the staff user."""
 
+import gzip
+import io
+import json
+import os
+import re
+import time
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 
 from ledger.models import LedgerEntry
 from ledger.selectors.consistency import find_inconsistencies
+from tests.support import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
 URL = reverse("credits_bulk_grant")
 HEADER = "customer_id,amount,wallet,description\n"
 VALID = HEADER + "alice,10,default,welcome\nbob,2.5,promo,\nalice,0.000001,,\n"
+
+
+def zip_of(content: bytes) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("grants.csv", content)
+    return archive.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path) -> Path:
+    """Each test's uploads in a directory of its own."""
+    settings.DATA_DIR = tmp_path
+    return tmp_path
 
 
 def upload(client, project, text: str, **fields):
@@ -60,7 +84,7 @@ def test_an_upload_shows_the_dry_run_and_grants_nothing_until_confirmed(operator
         ("alice", "default", Decimal("0.000001"), "staff:alice"),
     ]
     assert find_inconsistencies() == []
-    assert not list((Path(settings.DATA_DIR) / "uploads").glob("*-" + dry_run.context["token"]))
+    assert not list((Path(settings.DATA_DIR) / "uploads").iterdir())
 
 
 def test_confirming_twice_or_uploading_the_same_file_again_grants_once(operator_client, project):
@@ -143,3 +167,181 @@ def test_rows_are_counted_as_parsed_whatever_ends_the_lines(operator_client, pro
     response = upload(operator_client, project, text)
 
     assert "use the command" in str(response.context["form"].errors["file"])
+
+
+def test_a_confirmation_grants_into_the_previewed_project_with_the_previewed_options_only(
+    operator_client, project
+):
+    other = ProjectFactory()
+    dry_run = upload(operator_client, project, VALID)
+    token = dry_run.context["token"]
+
+    for changed in (
+        {"project": other.pk},  # another tenant's project
+        {"project": project.pk, "skip_invalid": "on"},  # options the dry run did not have
+    ):
+        refused = operator_client.post(URL, {"upload": token, **changed}, follow=True)
+        assert "does not match its dry run" in refused.content.decode()
+    assert not LedgerEntry.objects.exists()
+
+    assert confirm(operator_client, dry_run).status_code == 302  # as previewed, it still grants
+    assert len(grants(project)) == 3 and grants(other) == []
+
+
+def test_a_confirmation_without_skip_invalid_cannot_drop_the_dry_runs_option(
+    operator_client, project
+):
+    dry_run = upload(operator_client, project, HEADER + "alice,10,,\n,5,,\n", skip_invalid="on")
+
+    refused = operator_client.post(
+        URL, {"upload": dry_run.context["token"], "project": project.pk}, follow=True
+    )
+
+    assert "does not match its dry run" in refused.content.decode()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_token_edited_to_name_another_project_or_file_is_refused(operator_client, project):
+    other = ProjectFactory()
+    dry_run = upload(operator_client, project, VALID)
+    token = dry_run.context["token"]
+    payload, rest = token.split(":", 1)
+    data = json.loads(signing.b64_decode(payload.encode()))
+    forged = signing.b64_encode(json.dumps({**data, "project": other.pk}).encode()).decode()
+
+    response = operator_client.post(
+        URL, {"upload": f"{forged}:{rest}", "project": other.pk}, follow=True
+    )
+
+    assert "nothing was done" in response.content.decode()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_stored_upload_changed_after_its_dry_run_is_not_granted(operator_client, project):
+    dry_run = upload(operator_client, project, VALID)
+    (stored,) = (Path(settings.DATA_DIR) / "uploads").iterdir()
+    stored.write_bytes((HEADER + "mallory,1000,,\n").encode())
+
+    response = confirm(operator_client, dry_run)
+
+    assert response.status_code == 302
+    assert not LedgerEntry.objects.exists()
+
+
+GOOD_ROWS = "customer_id,amount\nalice,1\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (gzip.compress(GOOD_ROWS.encode()), "gzip"),
+        (zip_of(GOOD_ROWS.encode()), "zip"),
+        (GOOD_ROWS.encode("utf-16"), "utf16"),  # with its byte order mark
+        (GOOD_ROWS.encode("utf-16-le"), "binary"),  # without: NULs between the letters
+        (bytes(range(256)) * 8, "binary"),
+        (b"\xff\xd8\xff\xe0\x10JFIF,amount\n", "not_utf8"),  # a JPEG's start, no NUL in it
+        ("customer_id,montant_réglé\nalice,1\n".encode("latin-1"), "not_utf8"),
+    ],
+)
+def test_a_file_that_is_not_utf8_text_is_a_form_error_saying_what_it_is(
+    operator_client, project, data_dir, content, reason
+):
+    data = {"project": project.pk, "file": SimpleUploadedFile("grants.csv", content)}
+
+    response = operator_client.post(URL, data)
+
+    assert response.status_code == 200
+    error = str(response.context["form"].errors["file"])
+    assert "unreadable_grant_file" in error and f"reason: {reason}" in error, error
+    assert "CSV or JSON Lines in UTF-8" in error
+    assert not LedgerEntry.objects.exists()
+    assert not list((data_dir / "uploads").iterdir())
+
+
+def test_a_header_of_a_hundred_thousand_unknown_columns_names_a_few(operator_client, project):
+    header = ",".join(f"col{n}" for n in range(100_000))
+
+    response = upload(operator_client, project, f"customer_id,amount,{header}\nalice,1\n")
+
+    error = str(response.context["form"].errors["file"])
+    assert "unknown_columns: col0, col1, col2, col3, col4, and 99995 more" in error, error[:300]
+    assert "col5" not in error
+    assert len(response.content) < 20_000
+
+
+def test_a_header_repeating_a_column_a_hundred_thousand_times_is_refused_at_once(
+    operator_client, project
+):
+    started = time.monotonic()
+
+    response = upload(operator_client, project, "customer_id,amount" + ",wallet" * 100_000 + "\n")
+
+    assert "repeated_columns: wallet" in str(response.context["form"].errors["file"])
+    assert time.monotonic() - started < 10  # counted once, not once per column
+
+
+def aged(path: Path, seconds: float) -> Path:
+    """`path`, made if need be, last written `seconds` ago."""
+    path.touch()
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_uploads_left_unconfirmed_for_a_day_are_removed_by_the_next_upload(
+    operator_client, project, data_dir
+):
+    abandoned = upload(operator_client, project, VALID)
+    recent = upload(operator_client, project, HEADER + "carol,1,,\n")
+    old_file, recent_file = sorted(
+        (data_dir / "uploads").iterdir(), key=lambda p: p.stat().st_mtime
+    )
+    aged(old_file, 24 * 3600 + 60)
+    aged(recent_file, 23 * 3600)
+
+    upload(operator_client, project, HEADER + "dave,1,,\n")  # a third, the next day
+
+    left = set((data_dir / "uploads").iterdir())
+    assert old_file not in left and recent_file in left and len(left) == 2
+    assert confirm(operator_client, abandoned).status_code == 302
+    assert not LedgerEntry.objects.exists()  # the abandoned dry run grants nothing any more
+    assert confirm(operator_client, recent).status_code == 302
+    assert grants(project) == [("carol", "default", Decimal(1), "staff:alice")]
+
+
+def test_the_scheduler_pass_removes_day_old_uploads_and_keeps_younger_ones(
+    data_dir, transactional_db
+):
+    stored = data_dir / "uploads"
+    stored.mkdir()
+    old = aged(stored / ("1-" + "a" * 32), 24 * 3600 + 1)
+    half_granted = aged(stored / ("1-" + "b" * 32 + ".granting"), 3 * 24 * 3600)
+    young = aged(stored / ("1-" + "c" * 32), 3600)
+    for path in (old, half_granted, young):
+        assert path.exists()
+
+    call_command("run_scheduler", "--once", stdout=io.StringIO())
+
+    assert list(stored.iterdir()) == [young]
+
+
+def test_with_one_project_the_form_has_it_chosen_and_with_two_asks(operator_client, project):
+    one = operator_client.get(URL).content.decode()
+    options = re.findall(r"<option[^>]*>[^<]*</option>", one)
+    assert options == [f'<option value="{project.pk}" selected>{project.name}</option>']
+
+    ProjectFactory()
+    two = re.findall(r"<option[^>]*>", operator_client.get(URL).content.decode())
+    assert len(two) == 3 and two[0] == '<option value="" selected>'
+
+
+def test_after_confirming_the_ledger_shows_this_batchs_grants_only(operator_client, project):
+    confirm(operator_client, upload(operator_client, project, VALID))
+    second = upload(operator_client, project, HEADER + "carol,7,,second batch\n")
+
+    granted = confirm(operator_client, second)
+    listed = operator_client.get(granted.url)
+
+    entries = listed.context["cl"].result_list
+    assert [(e.customer.external_id, e.amount) for e in entries] == [("carol", Decimal(7))]
+    assert len(grants(project)) == 4

@@ -19,6 +19,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from ledger import services
 from ledger.models import LedgerEntry, OperatorAction
 from tests.admin.test_admin_console import PASSWORD, log_in
+from tests.support import ProjectFactory
+from tests.webhooks.support import deliver_all, endpoint, receiver
 
 SCREENSHOTS = settings.DATA_DIR / "screenshots"
 WIDTH = 1366
@@ -71,6 +73,25 @@ def customer_with_credits(transactional_db, project):
     return project
 
 
+def on_screen(browser, element) -> bool:
+    """Whether the element is shown whole: within the 1366 px window and within the list's own
+    scrolling box (no sideways scroll to reach it), its text not cut."""
+    left, right, width, box_right, cut = browser.execute_script(
+        "const e = arguments[0], r = e.getBoundingClientRect();"
+        "const box = e.closest('.results') || document.documentElement;"
+        "return [r.left, r.right, r.width, box.getBoundingClientRect().right,"
+        " e.scrollWidth > e.clientWidth + 1];",
+        element,
+    )
+    return (
+        element.is_displayed()
+        and width > 0
+        and left >= 0
+        and right <= min(WIDTH, box_right) + 1
+        and not cut
+    )
+
+
 def wait_for(browser, css: str):
     return WebDriverWait(browser, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
@@ -80,6 +101,9 @@ def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason
 ):
     staff_in("operator", "alice")
     log_in(browser, service.base_url, "alice")
+    header = browser.find_element(By.ID, "site-name")
+    assert header.text == "credits · operator console" and on_screen(browser, header)
+    assert "Django" not in browser.title
     shoot(browser, "index")
 
     browser.get(f"{service.base_url}/admin/customers/customer/")
@@ -106,6 +130,11 @@ def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason
     browser.find_element(By.CSS_SELECTOR, "a.credits-action[href$='/credits/grant/']").click()
     wait_for(browser, "input[name=amount]").send_keys("500")
     browser.find_element(By.NAME, "reason").send_keys("Goodwill after the outage")
+    # Labels in one column, inputs in the next: every input starts at the same x.
+    inputs = browser.find_elements(By.CSS_SELECTOR, "fieldset.aligned input:not([type=hidden])")
+    starts = {round(i.rect["x"]) for i in inputs if i.get_attribute("type") != "checkbox"}
+    assert len(inputs) >= 5 and len(starts) == 1, starts
+    shoot(browser, "grant-form")
     browser.find_element(By.NAME, "_review").click()
     effect = wait_for(browser, "#credits-effect").text
     assert "120 → 620" in effect, effect
@@ -121,16 +150,35 @@ def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason
     assert "staff:alice" in audit and "Grant credits" in audit and "500" in audit
     shoot(browser, "customer-page-after-grant")
 
+    entry = LedgerEntry.objects.get(description="Goodwill after the outage")
     browser.find_element(By.ID, "credits-ledger-link").click()
     entries = wait_for(browser, "#result_list").text
     assert "Goodwill after the outage" in entries and "user_7" not in entries
+    row = browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr")
+    for column in ("description", "actor", "transaction_id"):
+        cell = row.find_element(By.CSS_SELECTOR, f"td.field-{column}")
+        assert on_screen(browser, cell), column
+    # Ids whole, not cut with an ellipsis.
+    assert (
+        row.find_element(By.CSS_SELECTOR, "td.field-transaction_id").text.replace("\n", "")
+        == entry.transaction_id
+    )
+    assert "Show all" not in browser.find_element(By.ID, "changelist-search").text
     shoot(browser, "ledger-list")
 
     browser.get(f"{service.base_url}/admin/credits-overview/")
     assert wait_for(browser, "#credits-outstanding").text
+    cards = browser.find_element(By.CSS_SELECTOR, ".credits-cards").text
+    assert "Credits expiring in 7 days" in cards and "Open freezes (count)" in cards
+    browser.find_element(By.CSS_SELECTOR, "#credits-top a").click()
+    assert (
+        "user_42"
+        in wait_for(browser, "#credits-balance").find_element(By.XPATH, "//div[@id='content']").text
+    )
+    browser.back()
+    wait_for(browser, "#credits-outstanding")
     shoot(browser, "overview")
 
-    entry = LedgerEntry.objects.get(description="Goodwill after the outage")
     assert (entry.business_type, entry.actor, entry.amount) == ("ADMIN_GRANT", "staff:alice", 500)
     assert OperatorAction.objects.get().reason == "Goodwill after the outage"
 
@@ -152,3 +200,58 @@ def test_support_sees_the_customer_page_without_actions_and_is_refused_an_action
     browser.get(grant_url)
     assert "403" in browser.title or "Forbidden" in browser.page_source
     assert not browser.find_elements(By.NAME, "amount")
+
+
+def test_a_superuser_reads_webhook_deliveries_on_screen_and_has_no_delete_that_would_fail(
+    browser, service, customer_with_credits, settings
+):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True  # the receiver is on loopback
+    get_user_model().objects.create_superuser("root", "", PASSWORD)
+    other = ProjectFactory()
+    with receiver(failures=5) as hooks:
+        endpoint(customer_with_credits, hooks.url)
+        endpoint(other, hooks.url)  # one receiver for two projects
+        services.deposit(
+            project=customer_with_credits, customer_id="user_42", amount=Decimal(1), actor="t"
+        )
+        deliver_all(timezone.now())
+    log_in(browser, service.base_url, "root")
+
+    browser.get(f"{service.base_url}/admin/ledger/webhookdelivery/")
+    row = wait_for(browser, "#result_list tbody tr")
+    for column in ("status", "attempts", "last_error"):
+        assert on_screen(browser, row.find_element(By.CSS_SELECTOR, f"td.field-{column}")), column
+    assert "HTTP 503" in row.find_element(By.CSS_SELECTOR, "td.field-last_error").text
+    event = row.find_element(By.CSS_SELECTOR, "td.field-event_id").text
+    assert event.startswith("evt_") and "credits." not in event
+    choices = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#changelist-filter a")]
+    labels = [c for c in choices if c.startswith(hooks.url)]
+    assert sorted(labels) == sorted(
+        [f"{hooks.url} ({customer_with_credits.name})", f"{hooks.url} ({other.name})"]
+    ), choices
+    shoot(browser, "webhook-deliveries")
+
+    services.deposit(
+        project=customer_with_credits,
+        customer_id="user_42",
+        amount=Decimal("937.5"),
+        actor="t",
+        wallet="enterprise-annual-commitment-rollover-wallet-2026",
+    )
+    browser.get(f"{service.base_url}/admin/customers/customer/?q=user_42")
+    wait_for(browser, "#result_list").find_element(By.LINK_TEXT, "user_42").click()
+    wait_for(browser, "#credits-balance")
+    # Every legend label drawn whole inside its picture (the long wallet's name is not cut).
+    overflowing = browser.execute_script(
+        "return [...document.querySelectorAll('svg.credits-chart')].flatMap(svg => {"
+        " const width = svg.viewBox.baseVal.width;"
+        " return [...svg.querySelectorAll('text')].filter(t => {"
+        "  const box = t.getBBox(); return box.x + box.width > width; })"
+        "  .map(t => t.textContent); });"
+    )
+    assert overflowing == []
+    chart = browser.find_element(By.CSS_SELECTOR, "svg.credits-chart").text
+    assert "enterprise-annual-commitment-rollover-wallet-2026" in chart
+    shoot(browser, "customer-page-long-wallet")
+    assert not browser.find_elements(By.CSS_SELECTOR, "a.deletelink")
+    assert not browser.find_elements(By.CSS_SELECTOR, "a.addlink")

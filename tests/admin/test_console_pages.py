@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -20,10 +21,12 @@ from django.utils import timezone
 from credits_project.spreadsheet import safe_cell
 from customers.models import Customer
 from ledger import services
+from ledger.admin.charts import line_chart
 from ledger.models import CreditAccount, LedgerEntry, OperationType, OperatorAction
 from ledger.selectors import console
 from ledger.selectors.balances import customer_balance
 from ledger.selectors.consistency import check_ledger
+from ledger.templatetags.credits import visible_id, visible_text
 
 DAY = dt.timedelta(days=1)
 
@@ -433,7 +436,8 @@ def test_the_overview_sums_a_project(operator_client, project):
     assert overview.outstanding == [("default", 26), ("promo", 3)]
     assert (overview.expiring_7, overview.expiring_30) == (10, 26)
     assert (overview.open_freezes, overview.frozen_total) == (1, 2)
-    assert overview.top_consumers == [("b", 4)]
+    b = Customer.objects.get(project=project, external_id="b")
+    assert overview.top_consumers == [("b", 4, b.pk)]
     assert [amount for _, amount in overview.breakage] == [9]
     assert sum(a for _, a in overview.granted) == 44
     html = response.content.decode()
@@ -563,3 +567,106 @@ def test_the_ledger_list_takes_any_typed_filter_without_an_error(support_client,
     response = support_client.get(reverse("admin:ledger_ledgerentry_changelist"), query)
 
     assert response.status_code == 200
+
+
+def test_customers_come_from_deposits_so_the_console_offers_no_add_customer(admin_client, project):
+    deposit(project, "5")
+    listed = admin_client.get(reverse("admin:customers_customer_changelist"))
+    add_url = reverse("admin:customers_customer_add")
+
+    assert listed.status_code == 200
+    assert add_url.encode() not in listed.content
+    assert admin_client.get(add_url).status_code == 403
+    posted = admin_client.post(add_url, {"name": "New", "email": "new@example.com"})
+    assert posted.status_code == 403
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["user_42"]
+
+
+LOOKALIKES = {
+    "alice": "alice",
+    "alice\u200b": "alice⟨U+200B⟩",
+    "\u202ealice": "⟨U+202E⟩alice",
+    " alice ": "⟨U+0020⟩alice⟨U+0020⟩",
+    "caf\u00e9": "caf\u00e9",
+    "cafe\u0301": "cafe⟨U+0301⟩",
+}
+
+
+def test_lookalike_ids_show_their_invisible_characters_as_code_points():
+    for customer_id, shown in LOOKALIKES.items():
+        assert visible_text(customer_id) == shown
+    html = visible_id("alice\u200b<b>")
+    assert html == (
+        '<bdi class="credits-id">alice<span class="credits-hidden-char" '
+        'title="ZERO WIDTH SPACE">⟨U+200B⟩</span>&lt;b&gt;</bdi>'
+    )
+    assert visible_text("Jane Doe") == "Jane Doe"  # a space inside is a space
+    assert visible_text("a\u00a0b") == "a⟨U+00A0⟩b"
+
+
+def test_every_console_page_that_shows_ids_tells_lookalike_customers_apart(
+    operator_client, project
+):
+    for n, customer_id in enumerate(LOOKALIKES):
+        deposit(project, "5", customer_id=customer_id)
+        services.deduct(
+            project=project,
+            customer_id=customer_id,
+            transaction_id=f"job-{n}",
+            amount=Decimal(1),
+            actor="t",
+        )
+    customer = Customer.objects.get(project=project, external_id="\u202ealice")
+    pages = {
+        "customers": reverse("admin:customers_customer_changelist"),
+        "entries": reverse("admin:ledger_ledgerentry_changelist"),
+        "accounts": reverse("admin:ledger_creditaccount_changelist"),
+        "transactions": reverse("admin:ledger_transaction_changelist"),
+        "overview": reverse("credits_overview") + f"?project={project.pk}",
+    }
+    for name, url in pages.items():
+        page = operator_client.get(url).content.decode()
+        text = re.sub(r"<[^>]+>", "", page)  # what the operator reads
+        for shown in LOOKALIKES.values():
+            assert shown in text, (name, shown)
+        assert "credits-hidden-char" in page, name
+        assert "\u200b" not in page and "\u202e" not in page, name
+
+    for url in (
+        page_of(project, customer.external_id),
+        action_url(project, "grant", "\u202ealice"),
+    ):
+        page = operator_client.get(url).content.decode()
+        assert "⟨U+202E⟩alice" in page and "\u202e" not in page, url
+
+
+@pytest.mark.parametrize(
+    "unsafe", ["https://evil.example/", "//evil.example/admin/", "javascript:alert(1)", ""]
+)
+def test_a_login_with_an_unsafe_next_lands_on_the_console_index(client, db, unsafe):
+    get_user_model().objects.create_user("olga", password="pw-long-enough-1", is_staff=True)
+
+    response = client.post(
+        reverse("admin:login"),
+        {"username": "olga", "password": "pw-long-enough-1", "next": unsafe},
+    )
+
+    assert (response.status_code, response["Location"]) == (302, reverse("admin:index"))
+
+
+def test_chart_axis_labels_are_exact_and_the_legend_is_as_wide_as_its_longest_name():
+    day = dt.date(2026, 4, 7)
+    long_name = "enterprise-annual-commitment-rollover-wallet-2026"
+    svg = line_chart(
+        {
+            "default": [(day, Decimal(0)), (day + DAY, Decimal(1875))],
+            long_name: [(day, Decimal(1))] * 2,
+        },
+        title="t",
+    )
+
+    labels = re.findall(r'text-anchor="end"[^>]*>([^<]+)</text>', svg)
+    assert labels == ["0", "937.5", "1875"]
+    width = int(re.search(r'viewBox="0 0 (\d+) ', svg)[1])
+    legend_x = max(float(x) for x in re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size', svg))
+    assert legend_x + 6.5 * len(f"{long_name}: 1") <= width

@@ -3,6 +3,7 @@ batches; grants to every customer once per run id. Run as the command (in proces
 subprocess on the test database for the kill), checked against the ledger and `check_ledger`.
 """
 
+import gzip
 import json
 import os
 import signal
@@ -447,3 +448,12 @@ def test_each_granted_row_tells_the_projects_webhooks_as_a_deposit_does(project,
     assert [(c, w, Decimal(str(a))) for c, w, a in deposited] == [
         (customer, wallet, amount) for customer, wallet, amount in grants(project)
     ]
+
+
+def test_a_compressed_file_is_refused_before_any_row_saying_so(project, tmp_path):
+    path = tmp_path / "grants.csv.gz"
+    path.write_bytes(gzip.compress(b"customer_id,amount\na,1\n"))
+
+    with pytest.raises(CommandError, match=r"unreadable_grant_file: .*\(reason: gzip\)"):
+        run(str(path), "--project", project.name)
+    assert not LedgerEntry.objects.exists()

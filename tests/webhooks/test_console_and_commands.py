@@ -4,6 +4,7 @@ import io
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -117,3 +118,38 @@ def test_the_console_refuses_unknown_event_types(project, client):
     assert list(WebhookEndpoint.objects.values_list("event_types", flat=True)) == [
         ["credits.expired"]
     ]
+
+
+def test_support_reads_endpoints_and_deliveries_but_never_a_secret_and_changes_nothing(
+    project, client
+):
+    support = get_user_model().objects.create_user("sam", password="pw-12345678", is_staff=True)
+    support.groups.add(Group.objects.get(name="support"))
+    client.force_login(support)
+    with receiver(failures=1) as hooks:
+        hook = endpoint(project, hooks.url)
+        deposit(project, 3, now=T0)
+        deliver_all(T0)
+    delivery = WebhookDelivery.objects.get()
+    pages = {
+        "endpoints": client.get("/admin/ledger/webhookendpoint/"),
+        "endpoint": client.get(f"/admin/ledger/webhookendpoint/{hook.pk}/change/"),
+        "deliveries": client.get("/admin/ledger/webhookdelivery/"),
+        "delivery": client.get(f"/admin/ledger/webhookdelivery/{delivery.pk}/change/"),
+        "index": client.get("/admin/"),
+    }
+
+    for name, page in pages.items():
+        assert page.status_code == 200, name
+        assert hook.secret not in page.content.decode(), name
+        assert hook.secret[len("whsec_") :][:12] not in page.content.decode(), name
+    assert hook.url in pages["endpoints"].content.decode()
+    assert "hidden" in pages["endpoint"].content.decode()
+    assert "HTTP 503" in pages["deliveries"].content.decode()
+    assert 'name="_save"' not in pages["endpoint"].content.decode()
+    assert "/admin/ledger/webhookendpoint/" in pages["index"].content.decode()
+    assert client.get("/admin/ledger/webhookendpoint/add/").status_code == 403
+    client.post(
+        "/admin/ledger/webhookdelivery/", {"action": "resend", "_selected_action": [delivery.pk]}
+    )
+    assert WebhookDelivery.objects.get().next_attempt_at == delivery.next_attempt_at

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from ledger.files.uploads import remove_abandoned
 from ledger.services import expire_due, grant_due, release_due, settle_due
 from ledger.services.notices import notify_expiring
 from ledger.webhooks.delivery import Dispatcher, fan_out
@@ -17,8 +18,8 @@ class Command(BaseCommand):
     help = (
         "Grant schedules' periods and rollovers as they come due, expire credits past their "
         "expiry, settle freezes past their auto-settlement deadline, release slot holdings whose "
-        "lease ran out, write expiry notices and deliver webhooks, every "
-        "SCHEDULER_INTERVAL_SECONDS (default 10). Several may run at once."
+        "lease ran out, write expiry notices, deliver webhooks and remove day-old unconfirmed "
+        "bulk uploads, every SCHEDULER_INTERVAL_SECONDS (default 10). Several may run at once."
     )
 
     def add_arguments(self, parser):
@@ -98,4 +99,5 @@ class Command(BaseCommand):
         notify_expiring()
         while fan_out():
             pass
+        remove_abandoned()  # bulk uploads never confirmed
         return expired, settled, released
