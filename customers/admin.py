@@ -67,6 +67,13 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "created_at"]
     search_fields = ["name"]
 
+    def has_delete_permission(self, request, obj=None):
+        # A project's customers, keys and ledger are kept (PROTECT): only an empty project
+        # can be deleted, so no other shows a Delete button that can only fail.
+        if obj is not None and (obj.customers.exists() or obj.api_keys.exists()):
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.text import capfirst
 
 from ledger.templatetags.credits import credits, utc, visible_id
 
@@ -17,10 +18,15 @@ def can_act(request: HttpRequest) -> bool:
 
 
 class ConsoleAdmin(admin.ModelAdmin):
-    """A list styled for the console (`ledger/console.css`)."""
+    """A list styled for the console (`ledger/console.css`), titled by what it lists (not
+    Django's "Select ledger entry to view")."""
 
     class Media:
         css = {"all": ["ledger/console.css"]}
+
+    def changelist_view(self, request, extra_context=None):
+        title = capfirst(self.model._meta.verbose_name_plural)
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
 
 class ReadOnlyAdmin(ConsoleAdmin):
