@@ -10,7 +10,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ledger.admin.display import customer_id_column
+from ledger.admin.display import ConsoleAdmin, customer_id_column
+from ledger.templatetags.credits import utc
 from ledger.webhooks.addresses import RefusedAddress, check_endpoint_url
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -36,7 +37,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ConsoleAdmin):
     form = WebhookEndpointForm
     list_display = ["id", "project", "url", "event_types", "enabled", "created_at"]
     list_filter = ["enabled", "project"]
@@ -65,24 +66,22 @@ class EndpointFilter(admin.RelatedFieldListFilter):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ConsoleAdmin):
     """Read-only but for the re-send action: deliveries are made and updated by the scheduler."""
 
     # What an operator looks for first (did it arrive, how often tried, why not) on the left,
     # where it is on screen at 1366 px beside the filters.
     list_display = [
-        "id",
         "status",
         "attempts",
-        "response_code",
-        "last_error",
+        "last_error",  # begins with the answer's HTTP code, if any (kept on the detail page)
         "event_type",
         "event_id",
         "customer_id_display",
         "endpoint",
-        "next_attempt_at",
-        "delivered_at",
+        "when",
     ]
+    list_display_links = ["status"]
     list_filter = ["status", "event__type", ("endpoint", EndpointFilter)]
     search_fields = ["event__event_id", "customer__external_id"]
     list_select_related = ["event", "endpoint", "customer"]
@@ -93,6 +92,15 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     @admin.display(description="type", ordering="event__type")
     def event_type(self, delivery: WebhookDelivery) -> str:
         return delivery.event.type
+
+    @admin.display(description="when", ordering="next_attempt_at")
+    def when(self, delivery: WebhookDelivery) -> str:
+        # One column for both: a delivered one is tried no more, a pending one not yet delivered.
+        if delivery.delivered_at is not None:
+            return f"delivered {utc(delivery.delivered_at)}"
+        if delivery.status == WebhookDelivery.Status.PENDING:
+            return f"next {utc(delivery.next_attempt_at)}"
+        return "given up"
 
     @admin.display(description="event", ordering="event__event_id")
     def event_id(self, delivery: WebhookDelivery) -> str:

@@ -125,6 +125,11 @@ def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason
         "128.25",
     ]
     assert "render-job-1" in browser.find_element(By.ID, "credits-freezes").text
+    # The actions wrap in rows of their own, under the page's title, covering none of it.
+    title = browser.find_element(By.CSS_SELECTOR, "#content h2").rect
+    actions = browser.find_elements(By.CSS_SELECTOR, ".object-tools a.credits-action")
+    assert len(actions) >= 10
+    assert min(a.rect["y"] for a in actions) >= title["y"] + title["height"]
     shoot(browser, "customer-page")
 
     browser.find_element(By.CSS_SELECTOR, "a.credits-action[href$='/credits/grant/']").click()
@@ -219,8 +224,8 @@ def test_a_superuser_reads_webhook_deliveries_on_screen_and_has_no_delete_that_w
 
     browser.get(f"{service.base_url}/admin/ledger/webhookdelivery/")
     row = wait_for(browser, "#result_list tbody tr")
-    for column in ("status", "attempts", "last_error"):
-        assert on_screen(browser, row.find_element(By.CSS_SELECTOR, f"td.field-{column}")), column
+    for column in ("status", "attempts", "last_error", "when"):  # the last column included
+        assert on_screen(browser, row.find_element(By.CSS_SELECTOR, f".field-{column}")), column
     assert "HTTP 503" in row.find_element(By.CSS_SELECTOR, "td.field-last_error").text
     event = row.find_element(By.CSS_SELECTOR, "td.field-event_id").text
     assert event.startswith("evt_") and "credits." not in event
