@@ -6,10 +6,11 @@ with plain INSERTs; then runs `manage.py run_scheduler --once` as a child proces
 grants the N periods, and `manage.py bulk_grant --all-customers` to the same customers.
 Prints grants/s of each and the child's peak resident memory, which should not grow with N.
 
-Measured here (2 shared CPUs), 8,000 customers: granting each customer in a transaction of
-its own, the scheduler made 161 grants/s at 83 MiB (bulk_grant 2,211 rows/s at 88 MiB in the
-same run); granting a batch of 100 customers per transaction, 557 grants/s at 87 MiB
-(bulk_grant 983 rows/s at 86 MiB in that run). Memory stays flat either way.
+Measured here (2 shared CPUs, other work running), 8,000 customers, bulk_grant's rate in
+the same run in brackets: granting each customer in a transaction of its own, the scheduler
+made 161 grants/s at 83 MiB (2,211 rows/s at 88 MiB); granting a batch of 100 customers per
+transaction, with their progress in one UPDATE, 847 grants/s at 88 MiB (1,657 rows/s at
+86 MiB). Memory stays flat. The scheduler is not yet at bulk_grant's rate.
 
 Run: `make bench`, or `scripts/with-postgres.sh python bench/schedules.py`. Sizes:
 BENCH_SCHEDULE_CUSTOMERS, comma-separated (default 100000).

@@ -377,7 +377,7 @@ def catch_up_all(schedules: list[Scheduled], now: dt.datetime, *, actor: str) ->
         schedule = scheduled.schedule
         if schedule.status == Schedule.Status.ACTIVE and reached_end(schedule, now):
             end(scheduled, now, plan=plan)
-        plan.update(schedule, PROGRESS)
+    plan.update_all([scheduled.schedule for scheduled in schedules], PROGRESS)
     apply(plan)
     return made
 
