@@ -110,6 +110,31 @@ def update_statement(obj: Model, fields: Sequence[str]) -> Statement:
     )
 
 
+def update_statements(objects: Sequence[Model], fields: Sequence[str]) -> list[Statement]:
+    """UPDATEs of these fields of each object's row (objects of one model): many rows go, on
+    PostgreSQL, as one UPDATE from an array per column (as `insert_statement` does), a few
+    rows, and any on SQLite, as one UPDATE each."""
+    if not objects:
+        return []
+    db = database()
+    if db.vendor != "postgresql" or len(objects) < ARRAY_INSERT_ROWS:
+        return [update_statement(obj, fields) for obj in objects]
+    meta = objects[0]._meta
+    key, *columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    quote = db.ops.quote_name
+    arrays = ", ".join(f"%s::{f.db_type(db)}[]" for f in [key, *columns])
+    names = ", ".join(quote(f.column) for f in [key, *columns])
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
+    pk = quote(key.column)
+    return [
+        Statement(
+            f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
+            f"FROM unnest({arrays}) AS v({names}) WHERE t.{pk} = v.{pk}",
+            [column(objects, f, db) for f in [key, *columns]],
+        )
+    ]
+
+
 def run_together(statements: Sequence[Statement]) -> list[tuple]:
     """Run independent writes: as one statement on PostgreSQL (unless together they would
     bind too many parameters), each a data-modifying `WITH` part, one by one elsewhere. They

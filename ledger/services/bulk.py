@@ -32,13 +32,12 @@ from credits_project.errors import IdempotencyConflict, ServiceError, Transactio
 from credits_project.sql import database, execute, fetch, rows_by_key
 from credits_project.statements import chunks, insert_statement
 from customers.models import Customer, Project
-from ledger.models import CreditLine
 from ledger.models.accounts import ACCOUNT
 from ledger.models.transactions import TRANSACTION, Transaction
 from ledger.services import debts
 from ledger.services.deposits import Grant, Profile
 from ledger.services.idempotency import check_repeat, retry_on_identity_race
-from ledger.services.locks import customers_by_id, lock_customers
+from ledger.services.locks import customers_by_id, lines_of, lock_customers
 from ledger.services.plan import Plan, has_enabled_endpoint
 from ledger.services.plan import apply as write
 
@@ -260,15 +259,6 @@ def grant_batch(
                 )
         write(writes)
     return plan.tally(customers_created=created), plan.rejections
-
-
-def lines_of(customers: list[Customer]) -> dict[int, list[CreditLine]]:
-    """The credit lines of these (locked) customers, by customer: what their grants repay."""
-    found: dict[int, list[CreditLine]] = defaultdict(list)
-    if customers:
-        for line in CreditLine.objects.filter(customer__in=customers).order_by("id"):
-            found[line.customer_id].append(line)
-    return found
 
 
 def deposits_by_key(project: Project, rows: Sequence[GrantRow]) -> dict[str, Transaction]:

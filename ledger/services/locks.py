@@ -10,6 +10,7 @@ writers can wait for each other in a cycle.
 """
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +124,15 @@ def lines_in(rows: list[tuple], offset: int) -> list[CreditLine]:
     return [CREDIT_LINE.load_row(row[offset:]) for row in rows if row[offset] is not None]
 
 
+def lines_of(customers: list[Customer]) -> dict[int, list[CreditLine]]:
+    """The credit lines of these (locked) customers, by customer: what their grants repay."""
+    found: dict[int, list[CreditLine]] = defaultdict(list)
+    if customers:
+        for line in CreditLine.objects.filter(customer__in=customers).order_by("id"):
+            found[line.customer_id].append(line)
+    return found
+
+
 def lock_customer_of_charge(
     project: Project, transaction_id: str
 ) -> tuple[Transaction, list[CreditLine]] | None:
@@ -159,14 +169,21 @@ def lock_customer_of_charge(
 def lock_customer_unless_busy(customer_pk: int) -> bool:
     """For the scheduler: lock the customer unless another process holds it (`SKIP LOCKED`),
     so several schedulers never work on one customer at once. False when it is busy."""
+    return bool(lock_customers_unless_busy([customer_pk]))
+
+
+def lock_customers_unless_busy(customer_pks: Collection[int]) -> list[int]:
+    """For the scheduler: lock those of these customers that no other process holds, in one
+    statement that waits for none of them (`SKIP LOCKED`: so no two schedulers wait for each
+    other either). Returns the ones locked, in the order of their ids."""
     if not connection.features.has_select_for_update_skip_locked:
-        return True  # SQLite: the IMMEDIATE transaction already holds the lock
-    return bool(
-        fetch(
-            "SELECT id FROM customers_customer WHERE id = %s FOR UPDATE SKIP LOCKED",
-            [customer_pk],
-        )
+        return sorted(customer_pks)  # SQLite: the IMMEDIATE transaction already holds the lock
+    rows = fetch(
+        "SELECT id FROM customers_customer WHERE id = ANY(%s::bigint[]) "
+        "ORDER BY id FOR UPDATE SKIP LOCKED",
+        [list(customer_pks)],
     )
+    return [customer_pk for (customer_pk,) in rows]
 
 
 def now_under_lock(fixed: dt.datetime | None) -> dt.datetime:

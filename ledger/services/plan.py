@@ -34,6 +34,7 @@ from credits_project.statements import (
     inserted_fields,
     run_together,
     update_statement,
+    update_statements,
 )
 from customers.models import Project
 from ledger.models import (
@@ -189,6 +190,10 @@ class Plan:
     def update(self, obj: Model, fields: Sequence[str]) -> None:
         """Update these fields of `obj`'s row with the plan."""
         self.updates.append(update_statement(obj, fields))
+
+    def update_all(self, objects: Sequence[Model], fields: Sequence[str]) -> None:
+        """Update these fields of the rows of `objects` (of one model) with the plan."""
+        self.updates.extend(update_statements(objects, fields))
 
     def emit(self, event: Event) -> None:
         """Write `event` to the outbox with the plan (see the module)."""

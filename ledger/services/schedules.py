@@ -48,8 +48,9 @@ from ledger.results import ScheduleResult
 from ledger.services.deposits import Grant
 from ledger.services.idempotency import fingerprint, retry_on_identity_race
 from ledger.services.locks import (
-    lock_customer_unless_busy,
+    lines_of,
     lock_customers,
+    lock_customers_unless_busy,
     lock_or_create_customer,
     now_under_lock,
 )
@@ -286,12 +287,20 @@ def refreshed(schedule: Schedule) -> Schedule:
 # --- the scheduler -------------------------------------------------------------------------
 
 
-def grant_due(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
+def grant_due(*, now: dt.datetime | None = None, batch_size: int = 100) -> int:
     """Grant every started period not granted yet, and roll over every expiry due, of up to
-    `batch_size` customers' schedules (each customer in a transaction of its own; one another
-    process holds is left to the next pass). Returns how many grants and rollovers it made."""
+    `batch_size` customers' schedules, in one transaction (customers another process holds are
+    left to the next pass). Returns how many grants and rollovers it made.
+
+    A grant the ledger refuses (a client took its deposit key) fails the whole batch; the
+    batch then runs again customer by customer, so only that customer's schedules are left
+    out."""
     now = now or timezone.now()
-    return sum(run_schedules_of(customer_pk, now) for customer_pk in customers_due(now, batch_size))
+    customers = customers_due(now, batch_size)
+    try:
+        return run_schedules_of(customers, now)
+    except IntegrityError:
+        return sum(run_schedules_of_one(customer_pk, now) for customer_pk in customers)
 
 
 def due(now: dt.datetime) -> Q:
@@ -307,52 +316,68 @@ def customers_due(now: dt.datetime, batch_size: int) -> list[int]:
     )
 
 
-def run_schedules_of(customer_pk: int, now: dt.datetime) -> int:
-    """Bring the customer's due schedules up to date, unless another process holds the
-    customer. A schedule whose grant the ledger refuses (a client took its deposit key) is
-    logged and left for an operator; the others go on."""
+def run_schedules_of_one(customer_pk: int, now: dt.datetime) -> int:
+    """`run_schedules_of` for one customer, whose refused grant is logged and left for an
+    operator."""
     try:
-        with transaction.atomic():
-            if not lock_customer_unless_busy(customer_pk):
-                return 0
-            schedules = list(
-                Schedule.objects.filter(due(now), customer_id=customer_pk)
-                .select_related("customer__project")
-                .prefetch_related("terms")
-                .order_by("id")
-            )
-            if not schedules:
-                return 0
-            customer = schedules[0].customer
-            lines = CreditLine.objects.of(customer)
-            return sum(
-                catch_up(
-                    Scheduled(
-                        schedule,
-                        sorted(schedule.terms.all(), key=lambda t: t.from_period),
-                        customer,
-                        lines,
-                        SCHEDULER_ACTOR,
-                    ),
-                    now,
-                )
-                for schedule in schedules
-            )
+        return run_schedules_of([customer_pk], now)
     except IntegrityError:
         logger.exception("could not grant the schedules of customer %s", customer_pk)
         return 0
+
+
+@transaction.atomic
+def run_schedules_of(customer_pks: list[int], now: dt.datetime) -> int:
+    """Bring the due schedules of those of these customers that no other process holds up to
+    date, in one transaction: the customers locked in one statement, their schedules with
+    terms and their credit lines read in three, and every write in one plan."""
+    locked = lock_customers_unless_busy(customer_pks)
+    if not locked:
+        return 0
+    schedules = list(
+        Schedule.objects.filter(due(now), customer_id__in=locked)
+        .select_related("customer__project")
+        .prefetch_related("terms")
+        .order_by("customer_id", "id")
+    )
+    lines = lines_of([s.customer for s in schedules if s.customer.has_credit_line])
+    return catch_up_all(
+        [
+            Scheduled(
+                schedule,
+                sorted(schedule.terms.all(), key=lambda t: t.from_period),
+                schedule.customer,
+                lines[schedule.customer_id],
+                SCHEDULER_ACTOR,
+            )
+            for schedule in schedules
+        ],
+        now,
+        actor=SCHEDULER_ACTOR,
+    )
 
 
 def catch_up(scheduled: Scheduled, now: dt.datetime) -> int:
     """Grant each started period not granted yet, roll over each expiry due, and end the
     schedule when its end has come; the caller holds the customer's lock. Returns how many
     grants and rollovers it made."""
-    made = grant_started(scheduled, now) + roll_over_due(scheduled, now)
-    plan = Plan(actor=scheduled.actor, now=now)
-    schedule = scheduled.schedule
-    if schedule.status == Schedule.Status.ACTIVE and reached_end(schedule, now):
-        end(scheduled, now, plan=plan)
-    plan.update(schedule, PROGRESS)
+    return catch_up_all([scheduled], now, actor=scheduled.actor)
+
+
+def catch_up_all(schedules: list[Scheduled], now: dt.datetime, *, actor: str) -> int:
+    """`catch_up` of each of these schedules, their grants, ends and progress written in one
+    plan (two when a rollover is due, which reads what the grant it rolls over left)."""
+    plan = Plan(actor=actor, now=now)
+    made = sum(grant_started(scheduled, now, plan) for scheduled in schedules)
+    if any(rollover_due(scheduled, now) for scheduled in schedules):
+        apply(plan)
+        plan = Plan(actor=actor, now=now)
+    made += sum(roll_over_due(scheduled, now) for scheduled in schedules)
+    for scheduled in schedules:
+        schedule = scheduled.schedule
+        if schedule.status == Schedule.Status.ACTIVE and reached_end(schedule, now):
+            end(scheduled, now, plan=plan)
+    plan.update_all([scheduled.schedule for scheduled in schedules], PROGRESS)
     apply(plan)
     return made
 
@@ -365,9 +390,9 @@ def reached_end(schedule: Schedule, now: dt.datetime) -> bool:
     )
 
 
-def grant_started(scheduled: Scheduled, now: dt.datetime) -> int:
+def grant_started(scheduled: Scheduled, now: dt.datetime, plan: Plan) -> int:
+    """Plan the grant of each started period not granted yet."""
     schedule, calendar = scheduled.schedule, scheduled.schedule.calendar
-    plan = Plan(actor=scheduled.actor, now=now)
     made = 0
     while schedule.status == Schedule.Status.ACTIVE:
         n = schedule.next_period
@@ -397,7 +422,6 @@ def grant_started(scheduled: Scheduled, now: dt.datetime) -> int:
             record(plan, scheduled, grant)
             made += 1
         schedule.periods_granted += 1
-    apply(plan)
     return made
 
 
@@ -410,6 +434,17 @@ def record(plan: Plan, scheduled: Scheduled, grant: Grant) -> None:
         request=grant.fingerprint(customer.external_id),
         lines=scheduled.lines,
     )
+
+
+def rollover_due(scheduled: Scheduled, now: dt.datetime) -> bool:
+    """Whether `roll_over_due` has a rollover to make now."""
+    schedule, calendar = scheduled.schedule, scheduled.schedule.calendar
+    first = schedule.first_period
+    for n in range(first + schedule.periods_rolled, first + schedule.periods_granted):
+        terms = terms_for(scheduled.terms, n)
+        if terms.rolls_over:
+            return calendar.valid_until(n, terms.expires_after_periods) <= now
+    return False
 
 
 def roll_over_due(scheduled: Scheduled, now: dt.datetime) -> int:

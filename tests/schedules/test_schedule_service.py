@@ -398,3 +398,26 @@ def test_check_ledger_finds_a_schedule_whose_counters_disagree_with_its_grants(p
         "schedule gold: period 1 is granted but not counted",
         "schedule gold: period 0 rolled over but does not count as rolled over",
     ]
+
+
+@pytest.mark.django_db
+def test_a_grant_the_ledger_refuses_leaves_out_that_schedule_only(project):
+    for schedule_id, customer_id in (("gold", "c1"), ("silver", "c2"), ("bronze", "c3")):
+        create(project, schedule_id, customer_id=customer_id)
+    start = calendar_of().start(1)
+    # A client took silver's next deposit key: its grant breaks the unique receipt, and
+    # with it the batch the three customers are granted in.
+    services.deposit(
+        project=project,
+        customer_id="c2",
+        amount=Decimal(1),
+        actor="client",
+        idempotency_key="schedule:silver:1",
+    )
+
+    assert services.grant_due(now=start) == 2
+
+    assert [key for key, *_ in grants("gold")] == ["schedule:gold:0", "schedule:gold:1"]
+    assert [key for key, *_ in grants("bronze")] == ["schedule:bronze:0", "schedule:bronze:1"]
+    silver = Schedule.objects.get(schedule_id="silver")
+    assert (silver.periods_granted, silver.next_grant_at) == (1, start)
