@@ -25,6 +25,7 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         "title": "Credits overview",
         "projects": projects,
         "project": project,
+        "console_project": project,  # named in the header
     }
     if project is not None:
         overview = project_overview(project)

@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from credits_project.json import format_decimal
+from customers.models import Project
 
 register = template.Library()
 
@@ -92,3 +93,11 @@ def visible_id(text: str) -> SafeString:
         ),
     )
     return format_html('<bdi class="credits-id">{}</bdi>', parts)
+
+
+@register.simple_tag(takes_context=True)
+def page_project(context) -> Project | None:
+    """The project a console page is about: its object's (a customer, a key, an endpoint), or
+    the one an overview shows; None on pages that span projects."""
+    project = getattr(context.get("original"), "project", None)
+    return project if isinstance(project, Project) else context.get("console_project")

@@ -125,6 +125,8 @@ def test_an_operator_finds_a_customer_reads_its_credits_and_grants_with_a_reason
         "128.25",
     ]
     assert "render-job-1" in browser.find_element(By.ID, "credits-freezes").text
+    site_name = browser.find_element(By.ID, "site-name").text
+    assert site_name == f"credits · operator console · project {customer_with_credits.name}"
     # The actions wrap in rows of their own, under the page's title, covering none of it.
     title = browser.find_element(By.CSS_SELECTOR, "#content h2").rect
     actions = browser.find_elements(By.CSS_SELECTOR, ".object-tools a.credits-action")
