@@ -22,8 +22,8 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             self.stdout.write(
-                "Already set up. New API key: python manage.py create_api_key --project NAME; "
-                "new admin login: python manage.py createsuperuser."
+                "Already set up. New API key: .venv/bin/python manage.py create_api_key "
+                "--project NAME; new admin login: .venv/bin/python manage.py createsuperuser."
             )
             return
         password = secrets.token_urlsafe(12)
