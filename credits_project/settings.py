@@ -285,6 +285,10 @@ API_RATE_LIMIT = env("API_RATE_LIMIT", default=None)
 
 # How often `run_scheduler` runs a pass, in seconds.
 SCHEDULER_INTERVAL_SECONDS = env.float("SCHEDULER_INTERVAL_SECONDS", default=10.0)
+# Customers whose schedules one transaction of the scheduler grants: a thousand rows to a
+# statement, as a bulk grant writes them; a client's write to one of them waits for at most
+# one batch.
+SCHEDULER_BATCH_SIZE = env.int("SCHEDULER_BATCH_SIZE", default=1000)
 
 # Webhook delivery by `run_scheduler` (see ledger/webhooks/delivery.py): each request's timeout;
 # how long past it a sender's lease lasts; the retry backoff (doubling from the base, capped)

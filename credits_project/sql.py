@@ -100,6 +100,14 @@ def for_update(of: str | None = None) -> str:
     return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
 
 
+def skip_locked() -> str:
+    """Row locks that pass over rows another transaction holds, on PostgreSQL; SQLite has
+    none, and its IMMEDIATE transactions already hold the database's write lock."""
+    if not database().features.has_select_for_update_skip_locked:
+        return ""
+    return " FOR UPDATE SKIP LOCKED"
+
+
 def instant(value: dt.datetime) -> Any:
     """A datetime as this database takes it in a parameter."""
     return database().ops.adapt_datetimefield_value(value)

@@ -19,7 +19,7 @@ day, as Samoa did in 2011), so every instant from the anchor on lies in exactly 
 
 import calendar
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -57,6 +57,11 @@ class Calendar:
     period: str
     every: int
     timezone: str
+    # Starts already worked out: a grant asks for its period's start, its end (the next
+    # start) and its expiry, and the scheduler asks again for the next period's start.
+    _starts: dict[int, dt.datetime] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
@@ -76,6 +81,12 @@ class Calendar:
         """The instant period `n` starts (n ≥ 0), in UTC."""
         if n < 0:
             raise ValueError("periods are numbered from 0")
+        try:
+            return self._starts[n]
+        except KeyError:
+            return self._starts.setdefault(n, self._start(n))
+
+    def _start(self, n: int) -> dt.datetime:
         if n == 0:
             return self.anchor.astimezone(dt.UTC)
         local = self.anchor.astimezone(self.zone)

@@ -14,11 +14,13 @@ next period, so a period's grant always follows the terms of the period it belon
 """
 
 from decimal import Decimal
+from functools import cached_property
 
 from django.db import models
 from django.db.models import F, Q
 from django.utils.timezone import now
 
+from credits_project.sql import Columns
 from customers.models import Customer, Project
 from ledger.money import CreditAmountField
 from ledger.periods import Calendar
@@ -105,8 +107,9 @@ class Schedule(models.Model):
     def __str__(self) -> str:
         return f"schedule {self.schedule_id} ({self.status})"
 
-    @property
+    @cached_property
     def calendar(self) -> Calendar:
+        # The anchor, the period and the timezone never change once the schedule is made.
         return Calendar(self.anchor, self.period, self.every, self.timezone)
 
     @property
@@ -184,6 +187,10 @@ class ScheduleTerms(models.Model):
         if self.rollover_max_percent is not None:
             return {"max_percent": self.rollover_max_percent}
         return None
+
+
+SCHEDULE = Columns(Schedule)
+SCHEDULE_TERMS = Columns(ScheduleTerms)
 
 
 def terms_for(terms: list[ScheduleTerms], n: int) -> ScheduleTerms:

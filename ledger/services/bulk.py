@@ -28,6 +28,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from credits_project.collector import collector_paused
 from credits_project.errors import IdempotencyConflict, ServiceError, TransactionConflict
 from credits_project.sql import database, execute, fetch, rows_by_key
 from credits_project.statements import chunks, insert_statement
@@ -38,7 +39,7 @@ from ledger.services import debts
 from ledger.services.deposits import Grant, Profile
 from ledger.services.idempotency import check_repeat, retry_on_identity_race
 from ledger.services.locks import customers_by_id, lines_of, lock_customers
-from ledger.services.plan import Plan, has_enabled_endpoint
+from ledger.services.plan import Plan, projects_with_webhooks
 from ledger.services.plan import apply as write
 
 ACTOR = "command:bulk_grant"
@@ -230,12 +231,12 @@ def grant_batch(
     between (its customer was still to be created) breaks the receipts' unique constraint, and
     `retry_on_identity_race` runs the batch again, which then replays or refuses that row.
     """
-    with transaction.atomic():
+    with collector_paused(), transaction.atomic():
         customers = lock_customers(project, {row.customer_id for row in rows})
         plan = plan_batch(rows, customers, deposits_by_key(project, rows))
         now = timezone.now()
         created = create_customers(project, plan, customers, now)
-        writes = Plan(actor=actor, now=now, webhooks=has_enabled_endpoint(project))
+        writes = Plan(actor=actor, now=now, webhooks=projects_with_webhooks([project.pk]))
         lines = lines_of([c for c in customers.values() if c.has_credit_line])
         update_profiles(writes, plan, customers)
         for row, request in plan.grants:

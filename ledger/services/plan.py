@@ -12,12 +12,12 @@ one by one.
 
 Events go to the outbox only while their project has an enabled webhook endpoint: each event's
 INSERT checks that itself (no statement of its own), unless the writer already knows
-(`Plan.webhooks`, which a bulk grant checks once per batch).
+(`Plan.webhooks`, which a bulk grant and the scheduler check once per batch).
 """
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -103,9 +103,9 @@ class Plan:
 
     actor: str
     now: dt.datetime
-    # Whether the project has an enabled webhook endpoint, when the writer checked; None
+    # The projects (ids) with an enabled webhook endpoint, as the writer checked them; None
     # leaves it to each event's INSERT.
-    webhooks: bool | None = None
+    webhooks: Collection[int] | None = None
     accounts: list[CreditAccount] = field(default_factory=list)
     lines: list[CreditLine] = field(default_factory=list)
     changes: dict[int, AccountChange] = field(default_factory=dict)
@@ -341,12 +341,10 @@ def spent_statement(amounts: dict[tuple[int, str], Decimal]) -> Statement | None
 
 
 def event_statements(plan: Plan) -> list[Statement | None]:
-    if plan.webhooks is False or not plan.events:
-        return []
-    rows = [event.row(plan.now) for event in plan.events]
-    if plan.webhooks:
-        return [insert_statement(part) for part in chunks(rows)]
-    return [conditional_event_statement(row) for row in rows]
+    if plan.webhooks is None:
+        return [conditional_event_statement(event.row(plan.now)) for event in plan.events]
+    rows = [event.row(plan.now) for event in plan.events if event.project.pk in plan.webhooks]
+    return [insert_statement(part) for part in chunks(rows)]
 
 
 def conditional_event_statement(event: WebhookEvent) -> Statement:
@@ -370,7 +368,12 @@ def conditional_insert_sql(width: int) -> str:
     )
 
 
-def has_enabled_endpoint(project: Project) -> bool:
-    """For writers of many events at once (bulk grants), which check once per batch rather
+def projects_with_webhooks(project_pks: Collection[int]) -> set[int]:
+    """Those of these projects with an enabled webhook endpoint (`Plan.webhooks`): for writers
+    of many events at once (bulk grants, the scheduler), which check once per batch rather
     than in each event's INSERT."""
-    return WebhookEndpoint.objects.filter(project=project, enabled=True).exists()
+    return set(
+        WebhookEndpoint.objects.filter(project_id__in=project_pks, enabled=True)
+        .values_list("project_id", flat=True)
+        .distinct()
+    )

@@ -22,14 +22,17 @@ no period n + 1 (ended, canceled) rolls nothing over from period n.
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from credits_project.collector import collector_paused
 from credits_project.errors import (
     IdempotencyConflict,
     InvalidEndsAt,
@@ -37,11 +40,11 @@ from credits_project.errors import (
     ScheduleNotActive,
     ScheduleNotFound,
 )
-from credits_project.sql import fetch, placeholders
-from customers.models import Customer, Project
+from credits_project.sql import database, fetch, instant, placeholders, skip_locked
+from customers.models import CUSTOMER, Customer, Project
 from ledger.contract.schedules import UNSET
 from ledger.models import BusinessType, CreditLine, OperationType, Schedule, ScheduleTerms
-from ledger.models.schedules import terms_for
+from ledger.models.schedules import SCHEDULE, SCHEDULE_TERMS, terms_for
 from ledger.money import from_micros
 from ledger.periods import Calendar, capped, prorated
 from ledger.results import ScheduleResult
@@ -54,7 +57,7 @@ from ledger.services.locks import (
     lock_or_create_customer,
     now_under_lock,
 )
-from ledger.services.plan import Event, Plan, apply
+from ledger.services.plan import Event, Plan, apply, projects_with_webhooks
 from ledger.services.scheduled import expire_accounts_of
 from ledger.services.settlements import SCHEDULER_ACTOR
 from ledger.webhooks.models import EventType
@@ -287,74 +290,156 @@ def refreshed(schedule: Schedule) -> Schedule:
 # --- the scheduler -------------------------------------------------------------------------
 
 
-def grant_due(*, now: dt.datetime | None = None, batch_size: int = 100) -> int:
-    """Grant every started period not granted yet, and roll over every expiry due, of up to
-    `batch_size` customers' schedules, in one transaction (customers another process holds are
-    left to the next pass). Returns how many grants and rollovers it made.
+def grant_due(*, now: dt.datetime | None = None, batch_size: int | None = None) -> int:
+    """Grant every started period not granted yet, and roll over every expiry due, of every
+    customer with a schedule due, `batch_size` customers (`SCHEDULER_BATCH_SIZE`) to a
+    transaction. Returns how many grants and rollovers it made.
 
-    A grant the ledger refuses (a client took its deposit key) fails the whole batch; the
-    batch then runs again customer by customer, so only that customer's schedules are left
-    out."""
+    Each batch claims the schedules it runs (locks their rows, skipping those another
+    scheduler claimed), so several schedulers share the work without waiting for each other.
+    Customers a client holds are left to the next pass. A grant the ledger refuses (a client
+    took its deposit key) fails its whole batch; the batch then runs again customer by
+    customer, and only that customer's schedules are left out, logged, until an operator
+    frees the key."""
     now = now or timezone.now()
-    customers = customers_due(now, batch_size)
-    try:
-        return run_schedules_of(customers, now)
-    except IntegrityError:
-        return sum(run_schedules_of_one(customer_pk, now) for customer_pk in customers)
+    batch_size = batch_size or settings.SCHEDULER_BATCH_SIZE
+    made = 0
+    left_out: set[int] = set()  # held by a client, or refused, in this pass
+    handled: set[int] = set()
+    while True:
+        try:
+            batch = run_batch(now, batch_size, left_out)
+        except BatchRefused as refused:
+            batch = run_one_by_one(refused.customers, now)
+        if batch is None:
+            return made
+        done, claimed, locked = batch
+        made += done
+        # A customer brought up to date is no longer due: the others claimed were held by a
+        # client, or refused. One due again at once is left out too, so a pass always ends.
+        left_out.update(set(claimed) - set(locked), handled.intersection(claimed))
+        handled.update(locked)
 
 
 def due(now: dt.datetime) -> Q:
     return Q(next_grant_at__lte=now) | Q(next_rollover_at__lte=now)
 
 
-def customers_due(now: dt.datetime, batch_size: int) -> list[int]:
-    """Customers with a schedule due, as read now (another scheduler may be first)."""
-    return list(
-        Schedule.objects.filter(due(now))
-        .values_list("customer_id", flat=True)
-        .distinct()[:batch_size]
-    )
+class BatchRefused(IntegrityError):
+    """A batch the ledger refused, with the customers it had claimed."""
+
+    def __init__(self, customers: list[int]):
+        super().__init__(customers)
+        self.customers = customers
 
 
-def run_schedules_of_one(customer_pk: int, now: dt.datetime) -> int:
-    """`run_schedules_of` for one customer, whose refused grant is logged and left for an
-    operator."""
-    try:
-        return run_schedules_of([customer_pk], now)
-    except IntegrityError:
-        logger.exception("could not grant the schedules of customer %s", customer_pk)
-        return 0
+def run_batch(
+    now: dt.datetime, batch_size: int, left_out: Collection[int]
+) -> tuple[int, list[int], list[int]] | None:
+    """Claim up to `batch_size` customers' due schedules (but `left_out`'s) and bring them up
+    to date in one transaction. Returns how many grants and rollovers it made, the customers
+    claimed and those of them locked (the others a client holds); None when nothing is due.
+    Raises `BatchRefused` when the ledger refuses a write."""
+    with collector_paused(), transaction.atomic():
+        claimed = claim_due(now, batch_size, left_out)
+        if not claimed:
+            return None
+        try:
+            done, locked = run_schedules_of(claimed, now)
+        except IntegrityError as error:
+            raise BatchRefused(claimed) from error
+    return done, claimed, locked
+
+
+def claim_due(now: dt.datetime, batch_size: int, left_out: Collection[int]) -> list[int]:
+    """Lock up to `batch_size` schedules due now (those due a grant first), skipping those
+    another scheduler has locked and those of `left_out`; returns their customers. Read
+    through the indexes of what is due, so a read never walks the schedules done."""
+    customers: list[int] = []
+    for column in ("next_grant_at", "next_rollover_at"):
+        room = batch_size - len(customers)
+        if room <= 0:
+            break
+        sql = f"SELECT customer_id FROM ledger_schedule WHERE {column} <= %s"
+        params: list[Any] = [instant(now)]
+        if left_out:
+            sql += f" AND customer_id NOT IN ({placeholders(len(left_out))})"
+            params += list(left_out)
+        sql += f" ORDER BY {column} LIMIT %s{skip_locked()}"
+        customers += [pk for (pk,) in fetch(sql, [*params, room])]
+    return list(dict.fromkeys(customers))
+
+
+def run_one_by_one(customer_pks: list[int], now: dt.datetime) -> tuple[int, list[int], list[int]]:
+    """`run_schedules_of` for each customer alone, after a batch of them was refused: a
+    customer whose grant the ledger refuses is logged and left for an operator."""
+    made, locked = 0, []
+    for customer_pk in customer_pks:
+        try:
+            done, alone = run_schedules_of([customer_pk], now)
+        except IntegrityError:
+            logger.exception("could not grant the schedules of customer %s", customer_pk)
+            continue
+        made += done
+        locked += alone
+    return made, customer_pks, locked
 
 
 @transaction.atomic
-def run_schedules_of(customer_pks: list[int], now: dt.datetime) -> int:
+def run_schedules_of(customer_pks: list[int], now: dt.datetime) -> tuple[int, list[int]]:
     """Bring the due schedules of those of these customers that no other process holds up to
-    date, in one transaction: the customers locked in one statement, their schedules with
-    terms and their credit lines read in three, and every write in one plan."""
+    date, in one transaction: the customers locked in one statement, then their schedules,
+    the terms of these, the customers, their projects and credit lines read in a statement
+    each, and every write in one plan. Returns how many grants and rollovers it made, and
+    the customers it locked."""
     locked = lock_customers_unless_busy(customer_pks)
     if not locked:
-        return 0
-    schedules = list(
-        Schedule.objects.filter(due(now), customer_id__in=locked)
-        .select_related("customer__project")
-        .prefetch_related("terms")
-        .order_by("customer_id", "id")
+        return 0, []
+    due_now = due_schedules_of(locked, now)
+    projects = Project.objects.in_bulk({s.customer.project_id for s in due_now})
+    for scheduled in due_now:
+        scheduled.customer.project = projects[scheduled.customer.project_id]
+    lines = lines_of(
+        list({s.customer.pk: s.customer for s in due_now if s.customer.has_credit_line}.values())
     )
-    lines = lines_of([s.customer for s in schedules if s.customer.has_credit_line])
-    return catch_up_all(
-        [
-            Scheduled(
-                schedule,
-                sorted(schedule.terms.all(), key=lambda t: t.from_period),
-                schedule.customer,
-                lines[schedule.customer_id],
-                SCHEDULER_ACTOR,
+    for scheduled in due_now:
+        scheduled.lines = lines[scheduled.customer.pk]
+    made = catch_up_all(
+        due_now, now, actor=SCHEDULER_ACTOR, webhooks=projects_with_webhooks(projects)
+    )
+    return made, locked
+
+
+def due_schedules_of(customer_pks: list[int], now: dt.datetime) -> list[Scheduled]:
+    """The schedules of these (locked) customers due now, in the order of their customers and
+    ids, each with its terms and its customer, read in one statement (the customer's
+    project and credit lines left to the caller)."""
+    if database().vendor == "postgresql":
+        among, params = "= ANY(%s::bigint[])", [list(customer_pks)]
+    else:
+        among, params = f"IN ({placeholders(len(customer_pks))})", list(customer_pks)
+    rows = fetch(
+        f"SELECT {SCHEDULE.sql('s')}, {SCHEDULE_TERMS.sql('t')}, {CUSTOMER.sql('c')} "
+        "FROM ledger_schedule s JOIN ledger_scheduleterms t ON t.schedule_id = s.id "
+        "JOIN customers_customer c ON c.id = s.customer_id "
+        f"WHERE s.customer_id {among} AND (s.next_grant_at <= %s OR s.next_rollover_at <= %s) "
+        "ORDER BY s.customer_id, s.id, t.from_period",
+        [*params, instant(now), instant(now)],
+    )
+    customers: dict[int, Customer] = {}
+    found: dict[int, Scheduled] = {}
+    terms_at, customer_at = SCHEDULE.width, SCHEDULE.width + SCHEDULE_TERMS.width
+    for row in rows:
+        schedule_pk = row[0]
+        if schedule_pk not in found:
+            customer_pk = row[customer_at]
+            if customer_pk not in customers:
+                customers[customer_pk] = CUSTOMER.load_row(row[customer_at:])
+            found[schedule_pk] = Scheduled(
+                SCHEDULE.load_row(row), [], customers[customer_pk], [], SCHEDULER_ACTOR
             )
-            for schedule in schedules
-        ],
-        now,
-        actor=SCHEDULER_ACTOR,
-    )
+        found[schedule_pk].terms.append(SCHEDULE_TERMS.load_row(row[terms_at:]))
+    return list(found.values())
 
 
 def catch_up(scheduled: Scheduled, now: dt.datetime) -> int:
@@ -364,14 +449,21 @@ def catch_up(scheduled: Scheduled, now: dt.datetime) -> int:
     return catch_up_all([scheduled], now, actor=scheduled.actor)
 
 
-def catch_up_all(schedules: list[Scheduled], now: dt.datetime, *, actor: str) -> int:
+def catch_up_all(
+    schedules: list[Scheduled],
+    now: dt.datetime,
+    *,
+    actor: str,
+    webhooks: Collection[int] | None = None,
+) -> int:
     """`catch_up` of each of these schedules, their grants, ends and progress written in one
-    plan (two when a rollover is due, which reads what the grant it rolls over left)."""
-    plan = Plan(actor=actor, now=now)
+    plan (two when a rollover is due, which reads what the grant it rolls over left);
+    `webhooks` as the plan takes it."""
+    plan = Plan(actor=actor, now=now, webhooks=webhooks)
     made = sum(grant_started(scheduled, now, plan) for scheduled in schedules)
     if any(rollover_due(scheduled, now) for scheduled in schedules):
         apply(plan)
-        plan = Plan(actor=actor, now=now)
+        plan = Plan(actor=actor, now=now, webhooks=webhooks)
     made += sum(roll_over_due(scheduled, now) for scheduled in schedules)
     for scheduled in schedules:
         schedule = scheduled.schedule

@@ -19,6 +19,7 @@ from tests.ledger.test_scheduler_races import scheduler, stop, wait_for
 
 SCHEDULES = 300
 DAY = dt.timedelta(days=1)
+BATCHES = {"SCHEDULER_BATCH_SIZE": "10"}
 MISSED = 3  # periods started while no scheduler ran, on top of the one granted at creation
 
 
@@ -54,7 +55,8 @@ def test_schedulers_killed_mid_run_and_racing_clients_never_grant_twice_or_skip(
         finally:
             connection.close()
 
-    first, second = scheduler(), scheduler()
+    # Small batches, so that the kill comes between some and in the middle of another.
+    first, second = scheduler(BATCHES), scheduler(BATCHES)
     survivors = [second]
     try:
         # Killed as soon as it has granted something: in the middle of its work.
@@ -67,7 +69,7 @@ def test_schedulers_killed_mid_run_and_racing_clients_never_grant_twice_or_skip(
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         left_at_kill = Schedule.objects.filter(next_grant_at__lte=timezone.now()).count()
-        survivors.append(scheduler())
+        survivors.append(scheduler(BATCHES))
         threads = [threading.Thread(target=clients, args=(range(k, SCHEDULES, 2),)) for k in (0, 1)]
         for thread in threads:
             thread.start()

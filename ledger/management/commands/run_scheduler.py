@@ -88,8 +88,7 @@ class Command(BaseCommand):
         expired = settled = released = 0
         # Grants first: a period's grant and the expiry of the one before it fall due at one
         # instant, and the rollover between them is made with the grant.
-        while grant_due():
-            pass
+        grant_due()
         while batch := expire_due():
             expired += batch
         while batch := settle_due():
