@@ -288,7 +288,10 @@ SCHEDULER_INTERVAL_SECONDS = env.float("SCHEDULER_INTERVAL_SECONDS", default=10.
 # Customers whose schedules one transaction of the scheduler grants: a thousand rows to a
 # statement, as a bulk grant writes them; a client's write to one of them waits for at most
 # one batch.
-SCHEDULER_BATCH_SIZE = env.int("SCHEDULER_BATCH_SIZE", default=1000)
+SCHEDULER_BATCH_SIZE = max(1, env.int("SCHEDULER_BATCH_SIZE", default=1000))
+# Threads of one scheduler granting batches side by side, on PostgreSQL: two keep the
+# database busy while Python builds the next batch (three gained nothing more on two cores).
+SCHEDULER_GRANT_WORKERS = max(1, env.int("SCHEDULER_GRANT_WORKERS", default=2))
 
 # Webhook delivery by `run_scheduler` (see ledger/webhooks/delivery.py): each request's timeout;
 # how long past it a sender's lease lasts; the retry backoff (doubling from the base, capped)

@@ -21,10 +21,14 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 PERIODS = ("day", "week", "month", "year")
 MICRO = Decimal("0.000001")
+# Starts a calendar keeps, at most: calendars are shared (`calendar_of`), and a projection
+# over years of a daily schedule asks for thousands.
+MEMOIZED_STARTS = 64
 
 
 def zone(name: str) -> ZoneInfo | None:
@@ -84,7 +88,10 @@ class Calendar:
         try:
             return self._starts[n]
         except KeyError:
-            return self._starts.setdefault(n, self._start(n))
+            start = self._start(n)
+            if len(self._starts) < MEMOIZED_STARTS:
+                self._starts[n] = start
+            return start
 
     def _start(self, n: int) -> dt.datetime:
         if n == 0:
@@ -135,6 +142,16 @@ class Calendar:
         if expires_after_periods is None:
             return None
         return self.end(n + expires_after_periods - 1)
+
+
+@lru_cache(maxsize=4096)
+def calendar_of(anchor: dt.datetime, period: str, every: int, timezone: str) -> Calendar:
+    """The `Calendar` of these terms, one shared by every schedule on them: customers who
+    reach a period start together mostly share their anchor (a plan's first of the month),
+    so a scheduler's batch works each start out once rather than once a customer. (Equal
+    instants give one calendar whatever their offsets: a calendar reads its anchor only as
+    an instant.)"""
+    return Calendar(anchor, period, every, timezone)
 
 
 def prorated(amount: Decimal, start: dt.datetime, end: dt.datetime, since: dt.datetime) -> Decimal:

@@ -33,6 +33,19 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgres_only` (row locks, standbys, pgbouncer) are deselected, not
+    skipped, on SQLite."""
+    if is_postgres():
+        return
+    kept, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("postgres_only") else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
 @pytest.fixture
 def project(db) -> Project:
     return ProjectFactory()

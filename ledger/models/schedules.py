@@ -23,7 +23,7 @@ from django.utils.timezone import now
 from credits_project.sql import Columns
 from customers.models import Customer, Project
 from ledger.money import CreditAmountField
-from ledger.periods import Calendar
+from ledger.periods import Calendar, calendar_of
 
 
 class Schedule(models.Model):
@@ -110,7 +110,7 @@ class Schedule(models.Model):
     @cached_property
     def calendar(self) -> Calendar:
         # The anchor, the period and the timezone never change once the schedule is made.
-        return Calendar(self.anchor, self.period, self.every, self.timezone)
+        return calendar_of(self.anchor, self.period, self.every, self.timezone)
 
     @property
     def next_period(self) -> int:

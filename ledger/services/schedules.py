@@ -22,13 +22,14 @@ no period n + 1 (ended, canceled) rolls nothing over from period n.
 
 import datetime as dt
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -290,19 +291,47 @@ def refreshed(schedule: Schedule) -> Schedule:
 # --- the scheduler -------------------------------------------------------------------------
 
 
-def grant_due(*, now: dt.datetime | None = None, batch_size: int | None = None) -> int:
+def grant_due(
+    *, now: dt.datetime | None = None, batch_size: int | None = None, workers: int | None = None
+) -> int:
     """Grant every started period not granted yet, and roll over every expiry due, of every
     customer with a schedule due, `batch_size` customers (`SCHEDULER_BATCH_SIZE`) to a
     transaction. Returns how many grants and rollovers it made.
 
     Each batch claims the schedules it runs (locks their rows, skipping those another
-    scheduler claimed), so several schedulers share the work without waiting for each other.
-    Customers a client holds are left to the next pass. A grant the ledger refuses (a client
-    took its deposit key) fails its whole batch; the batch then runs again customer by
-    customer, and only that customer's schedules are left out, logged, until an operator
-    frees the key."""
+    scheduler claimed), so several schedulers share the work without waiting for each other,
+    and so do this pass's `workers` (`SCHEDULER_GRANT_WORKERS`) threads on PostgreSQL: one
+    builds a batch while the database writes another's. Customers a client holds are left
+    to the next pass. A grant the ledger refuses (a client took its deposit key) fails its
+    whole batch; the batch then runs again customer by customer, and only that customer's
+    schedules are left out, logged, until an operator frees the key."""
     now = now or timezone.now()
     batch_size = batch_size or settings.SCHEDULER_BATCH_SIZE
+    workers = workers or settings.SCHEDULER_GRANT_WORKERS
+    if (
+        workers == 1
+        or not connection.features.has_select_for_update_skip_locked
+        # A caller's transaction must see the grants (and other connections could not).
+        or connection.in_atomic_block
+    ):
+        return grant_pass(now, batch_size)
+    with ThreadPoolExecutor(workers, thread_name_prefix="grant_due") as pool:
+        passes = [
+            pool.submit(on_own_connection, grant_pass, now, batch_size) for _ in range(workers)
+        ]
+    return sum(done.result() for done in passes)
+
+
+def on_own_connection(work: Callable[..., int], *args: Any) -> int:
+    """`work` on this thread's own database connection, closed once it is done."""
+    try:
+        return work(*args)
+    finally:
+        connections.close_all()
+
+
+def grant_pass(now: dt.datetime, batch_size: int) -> int:
+    """`grant_due`'s work on one connection: batch after batch until none is due."""
     made = 0
     left_out: set[int] = set()  # held by a client, or refused, in this pass
     handled: set[int] = set()

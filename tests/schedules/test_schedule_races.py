@@ -9,9 +9,10 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
+from customers.models import Customer
 from ledger import services
 from ledger.models import LedgerEntry, OperationType, Schedule
 from ledger.selectors.consistency import check_ledger
@@ -105,3 +106,79 @@ def test_schedulers_killed_mid_run_and_racing_clients_never_grant_twice_or_skip(
         MISSED + 1: SCHEDULES
     }
     assert check_ledger().problems == []
+
+
+def schedules_missing_periods(project, count: int) -> None:
+    """`count` daily schedules (customers c0, c1, ...) created MISSED days and an hour ago:
+    each has MISSED periods started and not granted."""
+    created = timezone.now() - MISSED * DAY - dt.timedelta(hours=1)
+    for n in range(count):
+        services.create_schedule(
+            project=project,
+            schedule_id=f"s{n}",
+            customer_id=f"c{n}",
+            amount=Decimal(10),
+            period="day",
+            actor="test",
+            now=created,
+        )
+
+
+def grant_keys() -> Counter:
+    return Counter(
+        LedgerEntry.objects.filter(
+            operation_type=OperationType.GRANT, transaction_id__startswith="schedule:"
+        ).values_list("transaction_id", flat=True)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_of_two_workers_grants_every_started_period_once(project):
+    schedules_missing_periods(project, 50)
+
+    made = services.grant_due(batch_size=4, workers=2)
+
+    assert made == 50 * MISSED
+    keys = grant_keys()
+    assert set(keys) == {f"schedule:s{n}:{p}" for n in range(50) for p in range(MISSED + 1)}
+    assert set(keys.values()) == {1}
+    assert not Schedule.objects.filter(next_grant_at__lte=timezone.now()).exists()
+    assert check_ledger().problems == []
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_leaves_a_customer_a_client_holds_to_the_next_one(project):
+    schedules_missing_periods(project, 12)
+    held = Customer.objects.get(project=project, external_id="c5")
+    locked, release = threading.Event(), threading.Event()
+
+    def client() -> None:
+        try:
+            with transaction.atomic():
+                Customer.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=client)
+    holder.start()
+    try:
+        assert locked.wait(30)
+        # The pass ends, every batch that claims the held customer passing it over.
+        during = services.grant_due(batch_size=5, workers=2)
+        granted_during = grant_keys()
+    finally:
+        release.set()
+        holder.join(60)
+    after = services.grant_due()
+
+    assert during == 11 * MISSED
+    assert not any(
+        key.startswith("schedule:s5:") and key != "schedule:s5:0" for key in granted_during
+    )
+    assert after == MISSED
+    keys = grant_keys()
+    assert set(keys) == {f"schedule:s{n}:{p}" for n in range(12) for p in range(MISSED + 1)}
+    assert set(keys.values()) == {1}
