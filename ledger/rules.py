@@ -6,7 +6,7 @@ and the deduct it predicts draw by the very same rule.
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -251,4 +251,24 @@ def refund_slices(
             left -= part
         if left <= 0:
             break
+    return parts
+
+
+def repayments(
+    lines: Sequence[CreditLine],
+    wallet: str,
+    credits: Decimal,
+    *,
+    debt_of: Callable[[CreditLine], Decimal] = lambda line: line.debt,
+) -> list[tuple[CreditLine, Decimal]]:
+    """What `credits` deposited in `wallet` pay of the debts on these lines, line by line, in
+    the order they are paid: the wallet's own line first, then the whole customer's."""
+    paid = ZERO
+    parts = []
+    owed = [line for line in lines if line.wallet == wallet or line.covers_every_wallet]
+    for line in sorted(owed, key=lambda line: line.covers_every_wallet):
+        part = min(debt_of(line), credits - paid)
+        if part > 0:
+            parts.append((line, part))
+            paid += part
     return parts

@@ -7,8 +7,8 @@ its expiry up to its cap (into the next period, if there is one), and each open 
 at its deadline (unfrozen, or consumed in full). At one instant the scheduler's order is kept:
 grants and rollovers first, then settlements. Validity windows are then judged at the instant
 asked for, and the answer summed as the live read is. Projected accounts are named by the
-idempotency key they will be deposited under. Deposits paying credit-line debt are not
-projected: a projected grant adds its whole amount.
+idempotency key they will be deposited under. A projected grant or rollover pays the
+customer's credit-line debt first, as the deposit will (`rules.repayments`), from its start.
 """
 
 import datetime as dt
@@ -31,6 +31,7 @@ from ledger.models.schedules import terms_for
 from ledger.money import ZERO
 from ledger.periods import capped, prorated
 from ledger.results import CustomerBalance
+from ledger.rules import repayments
 from ledger.selectors.balances import customer_with_open_accounts, spent_by_wallet, summarize
 
 GRANT, ROLLOVER, SETTLE = 0, 1, 2  # the scheduler's order at one instant
@@ -74,7 +75,7 @@ class Projection:
         self.accounts = list(accounts)
         self.by_pk = {account.pk: account for account in accounts}
         self.lines = {line.pk: line for line in lines}
-        self.used_up_now: set = set()  # accounts used up by a projected settlement
+        self.used_up_now: set = set()  # accounts used up by a projected settlement or repayment
         self.events: list[tuple] = []
         self.sequence = 0
 
@@ -181,6 +182,11 @@ class Projection:
             created_at=starts_at,
         )
         account.id = key  # projected: named by the key it will be deposited under
+        for line, part in repayments(list(self.lines.values()), account.wallet, amount):
+            line.debt -= part
+            account.used += part
+        if account.used == account.total:
+            self.used_up_now.add(account.pk)
         self.accounts.append(account)
         return account
 

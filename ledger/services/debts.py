@@ -8,6 +8,7 @@ from decimal import Decimal
 from customers.models import Customer, Project
 from ledger.models import BusinessType, CreditAccount, CreditLine, OperationType
 from ledger.money import ZERO
+from ledger.rules import repayments
 from ledger.services import events
 from ledger.services.plan import Plan
 
@@ -46,13 +47,9 @@ def repay(
     if not account.is_active_at(plan.now):
         return ZERO  # not started or already expired: nothing to pay with yet
     paid = ZERO
-    owed = [line for line in lines if line.wallet == account.wallet or line.covers_every_wallet]
-    # The wallet's own debt first, then the whole customer's.
-    for line in sorted(owed, key=lambda line: line.covers_every_wallet):
-        debt = line.debt + plan.change_line(line).debt
-        part = min(debt, account.total - paid)
-        if part <= 0:
-            continue
+    for line, part in repayments(
+        lines, account.wallet, account.total, debt_of=lambda x: x.debt + plan.change_line(x).debt
+    ):
         plan.change_line(line, debt=-part)
         plan.line_entry(
             line,

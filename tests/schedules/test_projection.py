@@ -114,3 +114,57 @@ def test_the_projection_applies_the_rollover_cap(project):
         ("schedule:gold:1", 100),
         ("schedule:gold:0:rollover", 30),
     ]
+
+
+def set_up_in_debt(project) -> list[dt.datetime]:
+    """A customer who spent beyond their credits, on a line of the wallet and one of the whole
+    customer, then went on a monthly plan whose grants pay the debt back first."""
+    services.deposit(
+        project=project, customer_id="c2", amount=Decimal(10), actor="t", now=T0 - 2 * DAY
+    )
+    for wallet, limit in (("default", 30), (None, 200)):
+        services.set_credit_limit(
+            project=project,
+            customer_id="c2",
+            limit=Decimal(limit),
+            wallet=wallet,
+            actor="t",
+            now=T0 - DAY,
+        )
+    services.deduct(
+        project=project,
+        customer_id="c2",
+        transaction_id="d1",
+        amount=Decimal(150),
+        actor="t",
+        now=T0 - DAY,
+    )
+    services.create_schedule(
+        project=project,
+        schedule_id="plan",
+        customer_id="c2",
+        amount=Decimal(40),
+        period="month",
+        rollover={"max_amount": Decimal(10)},
+        actor="t",
+        now=T0,
+    )
+    calendar = Schedule.objects.get(schedule_id="plan").calendar
+    return [calendar.start(n) for n in range(1, 6)]
+
+
+@pytest.mark.parametrize("days", [1, 28, 29, 60, 90, 130])
+@pytest.mark.django_db
+def test_projected_grants_pay_the_credit_line_debt_first_as_the_deposits_will(project, days):
+    instants = set_up_in_debt(project)
+    at = T0 + days * DAY
+
+    projected = selectors.customer_balance_projected(project, "c2", at)
+    drive_clock([i for i in instants if i <= at] + [at])
+    live = selectors.customer_balance(project, "c2", at=at)
+
+    assert comparable(projected) == comparable(live)
+    # 140 owed (150 charged, 10 of it from credits); each period's 40 pays it down, the
+    # wallet's line first, until nothing is owed.
+    periods_started = sum(1 for i in instants if i <= at)
+    assert projected.balance.debt == max(Decimal(140) - 40 * (periods_started + 1), 0)
