@@ -30,6 +30,7 @@ from ledger.contract.requests import (
     VoidRequestSerializer,
 )
 from ledger.contract.schedules import (
+    UNSET,
     ScheduleCancelRequestSerializer,
     ScheduleRequestSerializer,
     ScheduleUpdateRequestSerializer,
@@ -552,11 +553,38 @@ class ScheduleUpdateForm(ScheduleChoiceForm):
     action = OperatorAction.Action.SCHEDULE_UPDATE
     title = "Update a schedule"
 
-    amount = forms.CharField(max_length=40, help_text="From the next period on.")
-    field_order = ["schedule", "amount", "reason"]
+    amount = forms.CharField(
+        max_length=40, required=False, help_text="Granted each period; empty keeps it."
+    )
+    expires_after_periods = forms.CharField(
+        max_length=10,
+        required=False,
+        label="Each grant lasts",
+        help_text="Periods, or 'never'; empty keeps it.",
+    )
+    rollover = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Rollover cap",
+        help_text="Credits, or a percent of the period's grant (40%); 'none' removes it; "
+        "empty keeps it.",
+    )
+    ends_at = forms.CharField(required=False, label="Ends", help_text=f"Empty keeps it. {UTC_HELP}")
+    field_order = ["schedule", "amount", "expires_after_periods", "rollover", "ends_at", "reason"]
 
     def parse(self, data):
-        return ScheduleUpdateRequestSerializer.parse({"amount": amount_of(data["amount"])})
+        amount, ends_at = amount_of(data["amount"]), instant_of(data["ends_at"])
+        changes = {
+            "amount": UNSET if amount is None else amount,
+            "expires_after_periods": periods_of(data["expires_after_periods"]),
+            "rollover": rollover_of(data["rollover"]),
+            "ends_at": UNSET if ends_at is None else ends_at,
+        }
+        # An empty field keeps the term as it is.
+        changes = {name: value for name, value in changes.items() if value is not UNSET}
+        if not changes:
+            raise forms.ValidationError("Change at least one of the schedule's terms.")
+        return ScheduleUpdateRequestSerializer.parse(changes)
 
     def run(self, *, actor):
         result = services.update_schedule(
@@ -568,11 +596,64 @@ class ScheduleUpdateForm(ScheduleChoiceForm):
         return Applied(result.amount, result.schedule_id)
 
     def summary(self):
+        r = self.request
+        lasting = r["expires_after_periods"]
+        rollover = r["rollover"]
+        changes = [
+            ("Amount", r["amount"] is not UNSET and credits(r["amount"])),
+            (
+                "Each grant lasts",
+                lasting is not UNSET and (f"{lasting} period(s)" if lasting else "forever"),
+            ),
+            ("Rollover cap", rollover is not UNSET and rollover_text(rollover)),
+            ("Ends", r["ends_at"] is not UNSET and utc(r["ends_at"])),
+        ]
         return [
             ("Schedule", self.transaction_id),
-            ("Amount from the next period", credits(self.request["amount"])),
+            *((f"{name} from the next period", text) for name, text in changes if text),
             ("Reason", self.cleaned_data["reason"]),
         ]
+
+
+def periods_of(text: str) -> Any:
+    """A typed number of periods for the API's field: 'never' is none (null); empty is
+    UNSET (kept); anything else the API's field judges."""
+    text = text.strip()
+    if not text:
+        return UNSET
+    if text.lower() == "never":
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def rollover_of(text: str) -> Any:
+    """A typed rollover cap for the API's field: credits, or a percent (`40%`); 'none' is
+    none (`{}`); empty is UNSET (kept)."""
+    text = text.strip()
+    if not text:
+        return UNSET
+    if text.lower() == "none":
+        return {}
+    if text.endswith("%"):
+        return {"max_percent": exact(text[:-1])}
+    return {"max_amount": exact(text)}
+
+
+def exact(text: str) -> Any:
+    """A typed number as an exact Decimal, or the text for the API's field to refuse."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return text
+    return value if value.is_finite() else text
+
+
+def rollover_text(rollover: dict[str, Any]) -> str:
+    if "max_percent" in rollover:
+        return f"{rollover['max_percent']}% of the period's grant"
+    if "max_amount" in rollover:
+        return credits(rollover["max_amount"])
+    return "none"
 
 
 class ScheduleCancelForm(ScheduleChoiceForm):

@@ -118,6 +118,87 @@ def test_an_operator_updates_then_cancels_a_schedule(operator_client, project):
     assert check_ledger().ok
 
 
+def test_an_operator_changes_every_term_of_a_schedule_and_the_review_names_each(
+    operator_client, project
+):
+    schedule(project, rollover={"max_amount": Decimal(50)})
+    ends = (timezone.now() + 90 * dt.timedelta(days=1)).replace(microsecond=0, tzinfo=None)
+    url = action_url(project, "schedule-update")
+    fields = {
+        "schedule": "gold",
+        "amount": "",
+        "expires_after_periods": "2",
+        "rollover": "40%",
+        "ends_at": ends.isoformat(sep=" ", timespec="minutes"),
+        "reason": "plan change",
+    }
+    token = token_of(operator_client.get(url))
+
+    reviewed = operator_client.post(url, {**fields, "token": token})
+    assert reviewed.context["form"].errors == {}
+    review = reviewed.content.decode()
+    done = operator_client.post(url, {**fields, "token": token, "confirm": "yes"})
+
+    assert "Each grant lasts from the next period" in review and "2 period(s)" in review
+    assert "40% of the period&#x27;s grant" in review
+    assert "Amount from the next period" not in review  # left as it was
+    assert done.status_code == 302
+    updated = Schedule.objects.get()
+    terms = updated.terms.order_by("from_period").last()
+    assert (terms.amount, terms.expires_after_periods) == (100, 2)
+    assert (terms.rollover_max_amount, terms.rollover_max_percent) == (None, 40)
+    assert updated.ends_at == ends.replace(second=0, tzinfo=dt.UTC)
+    assert check_ledger().ok
+
+
+@pytest.mark.parametrize(
+    "changes, errors",
+    [
+        ({}, {"__all__": ["Change at least one of the schedule's terms."]}),
+        ({"rollover": "lots"}, {"rollover": None}),
+        ({"expires_after_periods": "0"}, {"expires_after_periods": None}),
+        ({"ends_at": "soon"}, {"ends_at": None}),
+        # Credits that never expire have nothing to roll over.
+        ({"expires_after_periods": "never", "rollover": "5"}, {"__all__": None}),
+    ],
+)
+def test_a_bad_schedule_update_is_shown_on_its_field_and_changes_nothing(
+    operator_client, project, changes, errors
+):
+    schedule(project)
+    url = action_url(project, "schedule-update")
+    response = operator_client.post(
+        url,
+        {"schedule": "gold", "reason": "x", **changes, "token": token_of(operator_client.get(url))},
+    )
+
+    assert response.status_code == 200
+    shown = response.context["form"].errors
+    assert set(shown) == set(errors)
+    for field, messages in errors.items():
+        if messages is not None:
+            assert shown[field] == messages
+    assert Schedule.objects.get().terms.count() == 1
+    assert not OperatorAction.objects.exists()
+
+
+def test_a_confirmed_update_the_service_refuses_is_shown_and_changes_nothing(
+    operator_client, project
+):
+    schedule(project, rollover={"max_amount": Decimal(50)})
+    url = action_url(project, "schedule-update")
+    fields = {"schedule": "gold", "expires_after_periods": "never", "reason": "x"}
+    token = token_of(operator_client.get(url))
+
+    operator_client.post(url, {**fields, "token": token})
+    done = operator_client.post(url, {**fields, "token": token, "confirm": "yes"})
+
+    assert done.status_code == 200
+    assert "rollover must be" in done.content.decode()
+    assert Schedule.objects.get().terms.count() == 1
+    assert not OperatorAction.objects.exists()
+
+
 def test_support_sees_schedules_but_is_refused_every_schedule_action(support_client, project):
     schedule(project)
 

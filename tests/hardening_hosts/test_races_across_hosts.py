@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -119,17 +120,42 @@ class Schedulers:
             )
             for _ in range(count)
         ]
+        # Read as they come; each is stopped only once it has started (a SIGTERM during
+        # Django's start-up, before the command handles it, would simply kill it).
+        self.outputs: list[list[str]] = [[] for _ in self.processes]
+        self.readers = [
+            threading.Thread(target=self.read, args=(process, output), daemon=True)
+            for process, output in zip(self.processes, self.outputs, strict=True)
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def read(process: subprocess.Popen, output: list[str]) -> None:
+        for line in process.stdout:
+            output.append(line)
+
+    def started(self, seconds: float = 60) -> bool:
+        give_up = time.monotonic() + seconds
+        while time.monotonic() < give_up:
+            if all(any("scheduler started" in line for line in out) for out in self.outputs):
+                return True
+            time.sleep(0.05)
+        return False
 
     def stop(self) -> list[str]:
-        outputs = []
+        assert self.started(), self.outputs
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
-        for process in self.processes:
+        outputs = []
+        for process, reader, output in zip(self.processes, self.readers, self.outputs, strict=True):
             try:
-                outputs.append(process.communicate(timeout=15)[0])
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-                outputs.append(process.communicate()[0])
+                process.wait()
+            reader.join(15)
+            outputs.append("".join(output))
             assert process.returncode == 0, outputs[-1]
         return outputs
 
@@ -167,6 +193,7 @@ def test_two_schedulers_through_pgbouncer_settle_and_expire_each_once_while_clie
 
     schedulers = Schedulers(2)
     try:
+        assert schedulers.started()  # both race the clients
         # Clients race the schedulers for every freeze, through both instances.
         answers = {}
         for transaction_id in freezes:

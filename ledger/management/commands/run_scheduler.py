@@ -1,4 +1,5 @@
 import logging
+import os
 import signal
 import time
 
@@ -44,6 +45,8 @@ class Command(BaseCommand):
             if once:
                 self.run_once(dispatcher)
                 return
+            # From here on a SIGTERM ends the pass at hand, then the command.
+            logger.info("scheduler started (pid %s), a pass every %ss", os.getpid(), interval)
             while not stopping:
                 try:
                     expired, settled, released = self.run_pass()
