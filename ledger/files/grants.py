@@ -18,7 +18,7 @@ import io
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import IO, Any, Literal
@@ -110,6 +110,8 @@ class GrantFile:
     columns: tuple[str, ...] = COLUMNS
     required: tuple[str, ...] = REQUIRED
     kind = "bulk_grant"  # what its rows' derived idempotency keys start with
+    # A CSV cell as the JSON value the API would receive (column, text → value).
+    cell: Callable[[str, str], Any] = staticmethod(cell_value)
 
     def __init__(self, source: IO[bytes], *, format: Format | None = None):
         self.copy = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
@@ -176,7 +178,7 @@ class GrantFile:
         if self.format == "jsonl":
             yield from jsonl_records(self.copy, self.columns)
         else:
-            yield from csv_records(self.copy, self.columns, self.required)
+            yield from csv_records(self.copy, self.columns, self.required, self.cell)
 
 
 def check_text(head: bytes) -> None:
@@ -192,7 +194,10 @@ def check_text(head: bytes) -> None:
 
 
 def csv_records(
-    stream: IO[bytes], columns: tuple[str, ...] = COLUMNS, required: tuple[str, ...] = REQUIRED
+    stream: IO[bytes],
+    columns: tuple[str, ...] = COLUMNS,
+    required: tuple[str, ...] = REQUIRED,
+    cell: Callable[[str, str], Any] = cell_value,
 ) -> Iterator[tuple[int, dict[str, Any] | ServiceError]]:
     # Undecodable bytes become lone surrogates, which `check_fields` refuses row by row.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -217,10 +222,7 @@ def csv_records(
                 continue
             yield (
                 start,
-                {
-                    column: cell_value(column, cell)
-                    for column, cell in zip(header, cells, strict=False)
-                },
+                {column: cell(column, text) for column, text in zip(header, cells, strict=False)},
             )
     finally:
         text.detach()

@@ -129,3 +129,73 @@ def test_bad_arguments_are_refused(project):
         call_command("bulk_schedule", "--project", project.name, "--all-customers")
     with pytest.raises(CommandError, match="No project"):
         call_command("bulk_schedule", "--project", "nope", "--all-customers")
+
+
+@pytest.mark.django_db
+def test_a_csv_file_puts_each_row_on_its_plan_with_the_apis_defaults_for_empty_cells(
+    project, tmp_path
+):
+    path = tmp_path / "plans.csv"
+    path.write_text(
+        "\ufeffcustomer_id,amount,period,every,expires_after_periods,rollover_max_amount,"
+        "rollover_max_percent,prorate_first_period,metadata\n"
+        'a,500.25,month,,,200,,,"{""plan"": ""gold""}"\n'
+        "b,10,week,2,never,,,true,\n"
+        "c,7,day,,3,,40,false,\n"
+    )
+
+    out, err, code = run(str(path), "--project", project.name, "--run-id", "csv")
+    again, _, _ = run(str(path), "--project", project.name, "--run-id", "csv")
+
+    assert code == 0, err
+    assert out.splitlines()[0] == "schedules made: 3"
+    assert again.splitlines()[:2] == ["schedules made: 0", "rows replayed (made before): 3"]
+    made = {s.schedule_id: s for s in Schedule.objects.all()}
+    terms = {key: s.terms.get() for key, s in made.items()}
+    assert sorted(made) == ["csv:a", "csv:b", "csv:c"]
+    assert (terms["csv:a"].amount, terms["csv:a"].rollover_max_amount) == (Decimal("500.25"), 200)
+    assert (made["csv:a"].every, terms["csv:a"].expires_after_periods) == (1, 1)  # defaults
+    assert made["csv:a"].metadata == {"plan": "gold"}
+    assert (made["csv:b"].every, terms["csv:b"].expires_after_periods) == (2, None)
+    assert made["csv:b"].prorate_first_period is True
+    assert (terms["csv:c"].expires_after_periods, terms["csv:c"].rollover_max_percent) == (3, 40)
+    assert check_ledger().problems == []
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("customer_id,amount,cadence\na,1,month\n", "unknown_columns"),
+        ("customer_id,amount\na,1\n", "missing_columns: period"),
+        ("\x1f\x8b\x08\x00", "gzip"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_csv_file_that_is_not_a_schedule_file_is_refused_whole(
+    project, tmp_path, content, message
+):
+    path = tmp_path / "plans.csv"
+    path.write_bytes(content.encode("latin-1"))
+
+    with pytest.raises(CommandError, match=message):
+        run(str(path), "--project", project.name, "--run-id", "r")
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_bad_csv_cell_is_refused_with_the_apis_code_on_its_line(project, tmp_path):
+    path = tmp_path / "plans.csv"
+    path.write_text(
+        "customer_id,amount,period,expires_after_periods,rollover_max_percent\n"
+        "a,ten,month,,\n"
+        "b,5,month,never,50\n"
+        "c,5,month,0,\n"
+    )
+
+    _, err, code = run(str(path), "--project", project.name, "--run-id", "r")
+
+    assert code == 1
+    assert "line 2: invalid_amount" in err
+    assert "line 3: invalid_rollover" in err  # nothing expires, so nothing rolls over
+    assert "line 4: invalid_expires_after_periods" in err
+    assert not Schedule.objects.exists()

@@ -8,9 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from credits_project.errors import ServiceError
-from credits_project.json import check_fields, loads, parse_object
+from credits_project.json import check_fields, loads
 from customers.models import Customer, Project
 from ledger.contract.schedules import ScheduleRequestSerializer
+from ledger.files.schedules import ScheduleFile
 from ledger.management.commands.bulk_grant import (
     Progress,
     add_where_argument,
@@ -26,8 +27,10 @@ PLAN_OPTIONS = ("amount", "period", "every", "wallet", "source", "anchor", "time
 
 class Command(BaseCommand):
     help = (
-        "Put many customers on a grant schedule, exactly once: from FILE (JSON Lines, one "
-        "POST /v1/schedules body per line; '-' reads standard input), or with --all-customers "
+        "Put many customers on a grant schedule, exactly once: from FILE (CSV with a header "
+        "row of the fields of POST /v1/schedules, the rollover cap as rollover_max_amount or "
+        "rollover_max_percent; or JSON Lines, one body per line; '-' reads standard input), "
+        "or with --all-customers "
         "every customer of the project (those matching --where) on one plan. Rows are "
         "validated as the API validates a schedule; by default a file with any invalid row "
         "makes nothing. Each schedule is named by its schedule_id (default RUN_ID:CUSTOMER_ID), "
@@ -35,7 +38,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", nargs="?", help="JSON Lines file; '-' for stdin.")
+        parser.add_argument("file", nargs="?", help="CSV or JSON Lines file; '-' for stdin.")
+        parser.add_argument(
+            "--format", choices=["csv", "jsonl"], help="Default: JSON Lines if it starts with {."
+        )
         parser.add_argument("--project", required=True, help="Name of the project.")
         parser.add_argument("--run-id", help="Names the run: the default schedule_id prefix.")
         parser.add_argument("--dry-run", action="store_true", help="Validate; change nothing.")
@@ -68,8 +74,14 @@ class Command(BaseCommand):
             self.run(project, self.everyone(customers), expected)
         else:
             with open_input(options["file"]) as source:
-                lines = source.readlines()
-            self.run(project, lambda: self.file_rows(lines), len(lines))
+                schedule_file = ScheduleFile(source, format=options["format"])
+            with schedule_file:
+                expected = max(schedule_file.lines - (schedule_file.format == "csv"), 0)
+                try:
+                    self.run(project, schedule_file.records, expected)
+                except ServiceError as error:  # the file as a whole is not valid
+                    message = str(RowError("file", error)).removeprefix("file: ")
+                    raise CommandError(message) from None
 
     def run(self, project: Project, rows, expected: int) -> None:
         """Validate every row first (unless skipping invalid ones), then make each schedule."""
@@ -128,15 +140,6 @@ class Command(BaseCommand):
                 progress.error(RowError(line, error))
                 progress.advance(1)
                 yield line, None
-
-    def file_rows(self, lines: list[bytes]) -> Iterator[tuple[int, Any]]:
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield f"line {number}", parse_object(raw)
-            except ServiceError as error:
-                yield f"line {number}", error
 
     def everyone(self, customers):
         plan: dict[str, Any] = {
