@@ -333,8 +333,7 @@ def on_own_connection(work: Callable[..., int], *args: Any) -> int:
 def grant_pass(now: dt.datetime, batch_size: int) -> int:
     """`grant_due`'s work on one connection: batch after batch until none is due."""
     made = 0
-    left_out: set[int] = set()  # held by a client, or refused, in this pass
-    handled: set[int] = set()
+    left_out: set[int] = set()  # held by a client, refused, or still behind: the next pass's
     while True:
         try:
             batch = run_batch(now, batch_size, left_out)
@@ -342,12 +341,11 @@ def grant_pass(now: dt.datetime, batch_size: int) -> int:
             batch = run_one_by_one(refused.customers, now)
         if batch is None:
             return made
-        done, claimed, locked = batch
+        done, claimed, brought_up = batch
         made += done
-        # A customer brought up to date is no longer due: the others claimed were held by a
-        # client, or refused. One due again at once is left out too, so a pass always ends.
-        left_out.update(set(claimed) - set(locked), handled.intersection(claimed))
-        handled.update(locked)
+        # A customer brought up to date is no longer due; the others claimed wait for the
+        # next pass, so every batch takes from what is left and a pass always ends.
+        left_out.update(set(claimed) - brought_up)
 
 
 def due(now: dt.datetime) -> Q:
@@ -364,11 +362,11 @@ class BatchRefused(IntegrityError):
 
 def run_batch(
     now: dt.datetime, batch_size: int, left_out: Collection[int]
-) -> tuple[int, list[int], list[int]] | None:
+) -> tuple[int, list[int], set[int]] | None:
     """Claim up to `batch_size` customers' due schedules (but `left_out`'s) and bring them up
     to date in one transaction. Returns how many grants and rollovers it made, the customers
-    claimed and those of them locked (the others a client holds); None when nothing is due.
-    Raises `BatchRefused` when the ledger refuses a write."""
+    claimed and those of them it brought up to date (not the ones a client holds); None when
+    nothing is due. Raises `BatchRefused` when the ledger refuses a write."""
     with collector_paused(), transaction.atomic():
         claimed = claim_due(now, batch_size, left_out)
         if not claimed:
@@ -399,10 +397,10 @@ def claim_due(now: dt.datetime, batch_size: int, left_out: Collection[int]) -> l
     return list(dict.fromkeys(customers))
 
 
-def run_one_by_one(customer_pks: list[int], now: dt.datetime) -> tuple[int, list[int], list[int]]:
+def run_one_by_one(customer_pks: list[int], now: dt.datetime) -> tuple[int, list[int], set[int]]:
     """`run_schedules_of` for each customer alone, after a batch of them was refused: a
     customer whose grant the ledger refuses is logged and left for an operator."""
-    made, locked = 0, []
+    made, brought_up = 0, set()
     for customer_pk in customer_pks:
         try:
             done, alone = run_schedules_of([customer_pk], now)
@@ -410,20 +408,20 @@ def run_one_by_one(customer_pks: list[int], now: dt.datetime) -> tuple[int, list
             logger.exception("could not grant the schedules of customer %s", customer_pk)
             continue
         made += done
-        locked += alone
-    return made, customer_pks, locked
+        brought_up |= alone
+    return made, customer_pks, brought_up
 
 
 @transaction.atomic
-def run_schedules_of(customer_pks: list[int], now: dt.datetime) -> tuple[int, list[int]]:
+def run_schedules_of(customer_pks: list[int], now: dt.datetime) -> tuple[int, set[int]]:
     """Bring the due schedules of those of these customers that no other process holds up to
     date, in one transaction: the customers locked in one statement, then their schedules,
     the terms of these, the customers, their projects and credit lines read in a statement
     each, and every write in one plan. Returns how many grants and rollovers it made, and
-    the customers it locked."""
+    the customers it brought up to date."""
     locked = lock_customers_unless_busy(customer_pks)
     if not locked:
-        return 0, []
+        return 0, set()
     due_now = due_schedules_of(locked, now)
     projects = Project.objects.in_bulk({s.customer.project_id for s in due_now})
     for scheduled in due_now:
@@ -436,7 +434,17 @@ def run_schedules_of(customer_pks: list[int], now: dt.datetime) -> tuple[int, li
     made = catch_up_all(
         due_now, now, actor=SCHEDULER_ACTOR, webhooks=projects_with_webhooks(projects)
     )
-    return made, locked
+    behind = {s.customer.pk for s in due_now if is_due(s.schedule, now)}
+    if behind:  # never expected: caught up, a schedule is next due after `now`
+        logger.error("schedules still due once caught up, of customers %s", sorted(behind))
+    return made, set(locked) - behind
+
+
+def is_due(schedule: Schedule, now: dt.datetime) -> bool:
+    return any(
+        instant is not None and instant <= now
+        for instant in (schedule.next_grant_at, schedule.next_rollover_at)
+    )
 
 
 def due_schedules_of(customer_pks: list[int], now: dt.datetime) -> list[Scheduled]:
