@@ -285,9 +285,9 @@ API_RATE_LIMIT = env("API_RATE_LIMIT", default=None)
 
 # How often `run_scheduler` runs a pass, in seconds.
 SCHEDULER_INTERVAL_SECONDS = env.float("SCHEDULER_INTERVAL_SECONDS", default=10.0)
-# Customers whose schedules one transaction of the scheduler grants: a thousand rows to a
-# statement, as a bulk grant writes them; a client's write to one of them waits for at most
-# one batch.
+# Schedules one transaction of the scheduler grants: a thousand rows to a statement, as a
+# bulk grant writes them; a client's write to one of their customers waits for at most one
+# batch.
 SCHEDULER_BATCH_SIZE = max(1, env.int("SCHEDULER_BATCH_SIZE", default=1000))
 # Threads of one scheduler granting batches side by side, on PostgreSQL: two keep the
 # database busy while Python builds the next batch (three gained nothing more on two cores).

@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from credits_project.errors import CustomerNotFound
-from credits_project.sql import fetch, for_update, rows_by_key
+from credits_project.sql import fetch, for_update, placeholders, rows_by_key
 from customers.models import CUSTOMER, Customer, Project
 from ledger.models import CreditLine, Transaction
 from ledger.models.credit_lines import CREDIT_LINE
@@ -169,21 +169,26 @@ def lock_customer_of_charge(
 def lock_customer_unless_busy(customer_pk: int) -> bool:
     """For the scheduler: lock the customer unless another process holds it (`SKIP LOCKED`),
     so several schedulers never work on one customer at once. False when it is busy."""
-    return bool(lock_customers_unless_busy([customer_pk]))
+    return bool(customers_unless_busy([customer_pk]))
 
 
-def lock_customers_unless_busy(customer_pks: Collection[int]) -> list[int]:
-    """For the scheduler: lock those of these customers that no other process holds, in one
-    statement that waits for none of them (`SKIP LOCKED`: so no two schedulers wait for each
-    other either). Returns the ones locked, in the order of their ids."""
-    if not connection.features.has_select_for_update_skip_locked:
-        return sorted(customer_pks)  # SQLite: the IMMEDIATE transaction already holds the lock
-    rows = fetch(
-        "SELECT id FROM customers_customer WHERE id = ANY(%s::bigint[]) "
-        "ORDER BY id FOR UPDATE SKIP LOCKED",
-        [list(customer_pks)],
-    )
-    return [customer_pk for (customer_pk,) in rows]
+def customers_unless_busy(customer_pks: Collection[int]) -> dict[int, Customer]:
+    """For the scheduler: lock those of these customers that no other process holds and read
+    them, in one statement that waits for none of them (`SKIP LOCKED`: so no two schedulers
+    wait for each other either). Returns the ones locked, by id, in the order of their ids."""
+    if connection.features.has_select_for_update_skip_locked:
+        sql = (
+            f"SELECT {CUSTOMER.sql()} FROM customers_customer WHERE id = ANY(%s::bigint[]) "
+            "ORDER BY id FOR UPDATE SKIP LOCKED"
+        )
+        params: list[Any] = [list(customer_pks)]
+    else:  # SQLite: the IMMEDIATE transaction already holds the lock
+        sql = (
+            f"SELECT {CUSTOMER.sql()} FROM customers_customer "
+            f"WHERE id IN ({placeholders(len(customer_pks))}) ORDER BY id"
+        )
+        params = list(customer_pks)
+    return {customer.pk: customer for customer in CUSTOMER.load(fetch(sql, params))}
 
 
 def now_under_lock(fixed: dt.datetime | None) -> dt.datetime:

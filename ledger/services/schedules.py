@@ -22,6 +22,7 @@ no period n + 1 (ended, canceled) rolls nothing over from period n.
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from credits_project.collector import collector_paused
@@ -42,7 +42,7 @@ from credits_project.errors import (
     ScheduleNotFound,
 )
 from credits_project.sql import database, fetch, instant, placeholders, skip_locked
-from customers.models import CUSTOMER, Customer, Project
+from customers.models import Customer, Project
 from ledger.contract.schedules import UNSET
 from ledger.models import BusinessType, CreditLine, OperationType, Schedule, ScheduleTerms
 from ledger.models.schedules import SCHEDULE, SCHEDULE_TERMS, terms_for
@@ -52,9 +52,9 @@ from ledger.results import ScheduleResult
 from ledger.services.deposits import Grant
 from ledger.services.idempotency import fingerprint, retry_on_identity_race
 from ledger.services.locks import (
+    customers_unless_busy,
     lines_of,
     lock_customers,
-    lock_customers_unless_busy,
     lock_or_create_customer,
     now_under_lock,
 )
@@ -295,8 +295,8 @@ def grant_due(
     *, now: dt.datetime | None = None, batch_size: int | None = None, workers: int | None = None
 ) -> int:
     """Grant every started period not granted yet, and roll over every expiry due, of every
-    customer with a schedule due, `batch_size` customers (`SCHEDULER_BATCH_SIZE`) to a
-    transaction. Returns how many grants and rollovers it made.
+    schedule due, `batch_size` schedules (`SCHEDULER_BATCH_SIZE`) to a transaction. Returns
+    how many grants and rollovers it made.
 
     Each batch claims the schedules it runs (locks their rows, skipping those another
     scheduler claimed), so several schedulers share the work without waiting for each other,
@@ -338,7 +338,7 @@ def grant_pass(now: dt.datetime, batch_size: int) -> int:
         try:
             batch = run_batch(now, batch_size, left_out)
         except BatchRefused as refused:
-            batch = run_one_by_one(refused.customers, now)
+            batch = run_one_by_one(refused.claimed, now)
         if batch is None:
             return made
         done, claimed, brought_up = batch
@@ -348,22 +348,20 @@ def grant_pass(now: dt.datetime, batch_size: int) -> int:
         left_out.update(set(claimed) - brought_up)
 
 
-def due(now: dt.datetime) -> Q:
-    return Q(next_grant_at__lte=now) | Q(next_rollover_at__lte=now)
-
-
 class BatchRefused(IntegrityError):
-    """A batch the ledger refused, with the customers it had claimed."""
+    """A batch the ledger refused, with the schedules it had claimed (by customer)."""
 
-    def __init__(self, customers: list[int]):
-        super().__init__(customers)
-        self.customers = customers
+    def __init__(self, claimed: list[Schedule]):
+        self.claimed: dict[int, list[int]] = defaultdict(list)
+        for schedule in claimed:
+            self.claimed[schedule.customer_id].append(schedule.pk)
+        super().__init__(sorted(self.claimed))
 
 
 def run_batch(
     now: dt.datetime, batch_size: int, left_out: Collection[int]
-) -> tuple[int, list[int], set[int]] | None:
-    """Claim up to `batch_size` customers' due schedules (but `left_out`'s) and bring them up
+) -> tuple[int, set[int], set[int]] | None:
+    """Claim up to `batch_size` due schedules (but `left_out`'s customers') and bring them up
     to date in one transaction. Returns how many grants and rollovers it made, the customers
     claimed and those of them it brought up to date (not the ones a client holds); None when
     nothing is due. Raises `BatchRefused` when the ledger refuses a write."""
@@ -372,72 +370,98 @@ def run_batch(
         if not claimed:
             return None
         try:
-            done, locked = run_schedules_of(claimed, now)
+            done, brought_up = run_schedules(claimed, now)
         except IntegrityError as error:
             raise BatchRefused(claimed) from error
-    return done, claimed, locked
+    return done, {schedule.customer_id for schedule in claimed}, brought_up
 
 
-def claim_due(now: dt.datetime, batch_size: int, left_out: Collection[int]) -> list[int]:
-    """Lock up to `batch_size` schedules due now (those due a grant first), skipping those
-    another scheduler has locked and those of `left_out`; returns their customers. Read
-    through the indexes of what is due, so a read never walks the schedules done."""
-    customers: list[int] = []
+def claim_due(now: dt.datetime, batch_size: int, left_out: Collection[int]) -> list[Schedule]:
+    """Lock and read up to `batch_size` schedules due now (those due a grant first), skipping
+    those another scheduler has locked and those of `left_out`'s customers. Read through the
+    indexes of what is due, so a read never walks the schedules done. A row locked here stays
+    due until this transaction writes it."""
+    claimed: dict[int, Schedule] = {}
     for column in ("next_grant_at", "next_rollover_at"):
-        room = batch_size - len(customers)
+        room = batch_size - len(claimed)
         if room <= 0:
             break
-        sql = f"SELECT customer_id FROM ledger_schedule WHERE {column} <= %s"
+        sql = f"SELECT {SCHEDULE.sql()} FROM ledger_schedule WHERE {column} <= %s"
         params: list[Any] = [instant(now)]
         if left_out:
             sql += f" AND customer_id NOT IN ({placeholders(len(left_out))})"
             params += list(left_out)
         sql += f" ORDER BY {column} LIMIT %s{skip_locked()}"
-        customers += [pk for (pk,) in fetch(sql, [*params, room])]
-    return list(dict.fromkeys(customers))
+        for schedule in SCHEDULE.load(fetch(sql, [*params, room])):
+            claimed.setdefault(schedule.pk, schedule)
+    return list(claimed.values())
 
 
-def run_one_by_one(customer_pks: list[int], now: dt.datetime) -> tuple[int, list[int], set[int]]:
-    """`run_schedules_of` for each customer alone, after a batch of them was refused: a
-    customer whose grant the ledger refuses is logged and left for an operator."""
+def claim_again(schedule_pks: list[int], now: dt.datetime) -> list[Schedule]:
+    """These schedules read afresh and locked (unless another scheduler holds them), those
+    of them still due."""
+    rows = fetch(
+        f"SELECT {SCHEDULE.sql()} FROM ledger_schedule "
+        f"WHERE id IN ({placeholders(len(schedule_pks))}){skip_locked()}",
+        schedule_pks,
+    )
+    return [schedule for schedule in SCHEDULE.load(rows) if is_due(schedule, now)]
+
+
+def run_one_by_one(
+    claimed: dict[int, list[int]], now: dt.datetime
+) -> tuple[int, set[int], set[int]]:
+    """`run_schedules` for each customer's claimed schedules alone, after a batch of them was
+    refused (and rolled back: each is read again): a customer whose grant the ledger refuses
+    is logged and left for an operator."""
     made, brought_up = 0, set()
-    for customer_pk in customer_pks:
+    for customer_pk, schedule_pks in sorted(claimed.items()):
         try:
-            done, alone = run_schedules_of([customer_pk], now)
+            with transaction.atomic():
+                done, alone = run_schedules(claim_again(schedule_pks, now), now)
         except IntegrityError:
             logger.exception("could not grant the schedules of customer %s", customer_pk)
             continue
         made += done
         brought_up |= alone
-    return made, customer_pks, brought_up
+    return made, set(claimed), brought_up
 
 
-@transaction.atomic
-def run_schedules_of(customer_pks: list[int], now: dt.datetime) -> tuple[int, set[int]]:
-    """Bring the due schedules of those of these customers that no other process holds up to
-    date, in one transaction: the customers locked in one statement, then their schedules,
-    the terms of these, the customers, their projects and credit lines read in a statement
-    each, and every write in one plan. Returns how many grants and rollovers it made, and
-    the customers it brought up to date."""
-    locked = lock_customers_unless_busy(customer_pks)
-    if not locked:
+def run_schedules(claimed: list[Schedule], now: dt.datetime) -> tuple[int, set[int]]:
+    """Bring these claimed schedules of the customers no other process holds up to date, in
+    the caller's transaction: the customers locked and read in one statement, the terms,
+    projects and credit lines read in a statement each, and every write in one plan. Returns
+    how many grants and rollovers it made, and the customers it brought up to date."""
+    if not claimed:
         return 0, set()
-    due_now = due_schedules_of(locked, now)
-    projects = Project.objects.in_bulk({s.customer.project_id for s in due_now})
-    for scheduled in due_now:
-        scheduled.customer.project = projects[scheduled.customer.project_id]
-    lines = lines_of(
-        list({s.customer.pk: s.customer for s in due_now if s.customer.has_credit_line}.values())
+    customers = customers_unless_busy({schedule.customer_id for schedule in claimed})
+    if not customers:
+        return 0, set()
+    projects = Project.objects.in_bulk({customer.project_id for customer in customers.values()})
+    for customer in customers.values():
+        customer.project = projects[customer.project_id]
+    schedules = sorted(
+        (s for s in claimed if s.customer_id in customers), key=lambda s: (s.customer_id, s.pk)
     )
-    for scheduled in due_now:
-        scheduled.lines = lines[scheduled.customer.pk]
+    terms = terms_of([schedule.pk for schedule in schedules])
+    lines = lines_of([customer for customer in customers.values() if customer.has_credit_line])
+    due_now = [
+        Scheduled(
+            schedule,
+            terms[schedule.pk],
+            customers[schedule.customer_id],
+            lines[schedule.customer_id],
+            SCHEDULER_ACTOR,
+        )
+        for schedule in schedules
+    ]
     made = catch_up_all(
         due_now, now, actor=SCHEDULER_ACTOR, webhooks=projects_with_webhooks(projects)
     )
     behind = {s.customer.pk for s in due_now if is_due(s.schedule, now)}
     if behind:  # never expected: caught up, a schedule is next due after `now`
         logger.error("schedules still due once caught up, of customers %s", sorted(behind))
-    return made, set(locked) - behind
+    return made, set(customers) - behind
 
 
 def is_due(schedule: Schedule, now: dt.datetime) -> bool:
@@ -447,36 +471,21 @@ def is_due(schedule: Schedule, now: dt.datetime) -> bool:
     )
 
 
-def due_schedules_of(customer_pks: list[int], now: dt.datetime) -> list[Scheduled]:
-    """The schedules of these (locked) customers due now, in the order of their customers and
-    ids, each with its terms and its customer, read in one statement (the customer's
-    project and credit lines left to the caller)."""
+def terms_of(schedule_pks: list[int]) -> dict[int, list[ScheduleTerms]]:
+    """The terms of these schedules, by schedule, in `from_period` order."""
+    found: dict[int, list[ScheduleTerms]] = defaultdict(list)
     if database().vendor == "postgresql":
-        among, params = "= ANY(%s::bigint[])", [list(customer_pks)]
+        among, params = "= ANY(%s::bigint[])", [schedule_pks]
     else:
-        among, params = f"IN ({placeholders(len(customer_pks))})", list(customer_pks)
+        among, params = f"IN ({placeholders(len(schedule_pks))})", schedule_pks
     rows = fetch(
-        f"SELECT {SCHEDULE.sql('s')}, {SCHEDULE_TERMS.sql('t')}, {CUSTOMER.sql('c')} "
-        "FROM ledger_schedule s JOIN ledger_scheduleterms t ON t.schedule_id = s.id "
-        "JOIN customers_customer c ON c.id = s.customer_id "
-        f"WHERE s.customer_id {among} AND (s.next_grant_at <= %s OR s.next_rollover_at <= %s) "
-        "ORDER BY s.customer_id, s.id, t.from_period",
-        [*params, instant(now), instant(now)],
+        f"SELECT {SCHEDULE_TERMS.sql()} FROM ledger_scheduleterms "
+        f"WHERE schedule_id {among} ORDER BY schedule_id, from_period",
+        params,
     )
-    customers: dict[int, Customer] = {}
-    found: dict[int, Scheduled] = {}
-    terms_at, customer_at = SCHEDULE.width, SCHEDULE.width + SCHEDULE_TERMS.width
-    for row in rows:
-        schedule_pk = row[0]
-        if schedule_pk not in found:
-            customer_pk = row[customer_at]
-            if customer_pk not in customers:
-                customers[customer_pk] = CUSTOMER.load_row(row[customer_at:])
-            found[schedule_pk] = Scheduled(
-                SCHEDULE.load_row(row), [], customers[customer_pk], [], SCHEDULER_ACTOR
-            )
-        found[schedule_pk].terms.append(SCHEDULE_TERMS.load_row(row[terms_at:]))
-    return list(found.values())
+    for terms in SCHEDULE_TERMS.load(rows):
+        found[terms.schedule_id].append(terms)
+    return found
 
 
 def catch_up(scheduled: Scheduled, now: dt.datetime) -> int:
