@@ -25,14 +25,16 @@ M = TypeVar("M", bound=Model)
 
 
 class Columns:
-    """Every column of a model, from its `_meta`: their SQL list, and rows of them loaded as
-    model instances. Every field is loaded, so reading any of them never costs a query (a
-    deferred field would be fetched on first access)."""
+    """Every column of a model (but `deferred` ones), from its `_meta`: their SQL list, and
+    rows of them loaded as model instances. Reading a field loaded never costs a query; a
+    deferred one is fetched on first access, so defer only what the reader never reads."""
 
-    def __init__(self, model: type[M]):
+    def __init__(self, model: type[M], *, deferred: Sequence[str] = ()):
         self.model = model
         # In the model's own field order, as `Model.from_db` takes values.
-        self.fields: list[Field] = list(model._meta.concrete_fields)
+        self.fields: list[Field] = [
+            field for field in model._meta.concrete_fields if field.name not in deferred
+        ]
         self.attnames = [field.attname for field in self.fields]
         self.width = len(self.fields)
 
@@ -100,12 +102,13 @@ def for_update(of: str | None = None) -> str:
     return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
 
 
-def skip_locked() -> str:
-    """Row locks that pass over rows another transaction holds, on PostgreSQL; SQLite has
-    none, and its IMMEDIATE transactions already hold the database's write lock."""
+def skip_locked(of: str | None = None) -> str:
+    """Row locks (of the tables aliased `of`, or all) that pass over rows another transaction
+    holds, on PostgreSQL; SQLite has none, and its IMMEDIATE transactions already hold the
+    database's write lock."""
     if not database().features.has_select_for_update_skip_locked:
         return ""
-    return " FOR UPDATE SKIP LOCKED"
+    return f" FOR UPDATE OF {of} SKIP LOCKED" if of else " FOR UPDATE SKIP LOCKED"
 
 
 def instant(value: dt.datetime) -> Any:

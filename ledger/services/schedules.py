@@ -41,7 +41,7 @@ from credits_project.errors import (
     ScheduleNotActive,
     ScheduleNotFound,
 )
-from credits_project.sql import database, fetch, instant, placeholders, skip_locked
+from credits_project.sql import Columns, database, fetch, instant, placeholders, skip_locked
 from customers.models import Customer, Project
 from ledger.contract.schedules import UNSET
 from ledger.models import BusinessType, CreditLine, OperationType, Schedule, ScheduleTerms
@@ -52,7 +52,6 @@ from ledger.results import ScheduleResult
 from ledger.services.deposits import Grant
 from ledger.services.idempotency import fingerprint, retry_on_identity_race
 from ledger.services.locks import (
-    customers_unless_busy,
     lines_of,
     lock_customers,
     lock_or_create_customer,
@@ -333,7 +332,7 @@ def on_own_connection(work: Callable[..., int], *args: Any) -> int:
 def grant_pass(now: dt.datetime, batch_size: int) -> int:
     """`grant_due`'s work on one connection: batch after batch until none is due."""
     made = 0
-    left_out: set[int] = set()  # held by a client, refused, or still behind: the next pass's
+    left_out: set[int] = set()  # customers refused, or still behind: the next pass's
     while True:
         try:
             batch = run_batch(now, batch_size, left_out)
@@ -345,7 +344,7 @@ def grant_pass(now: dt.datetime, batch_size: int) -> int:
         made += done
         # A customer brought up to date is no longer due; the others claimed wait for the
         # next pass, so every batch takes from what is left and a pass always ends.
-        left_out.update(set(claimed) - brought_up)
+        left_out.update(claimed - brought_up)
 
 
 class BatchRefused(IntegrityError):
@@ -363,49 +362,77 @@ def run_batch(
 ) -> tuple[int, set[int], set[int]] | None:
     """Claim up to `batch_size` due schedules (but `left_out`'s customers') and bring them up
     to date in one transaction. Returns how many grants and rollovers it made, the customers
-    claimed and those of them it brought up to date (not the ones a client holds); None when
-    nothing is due. Raises `BatchRefused` when the ledger refuses a write."""
+    claimed and those of them it brought up to date; None when nothing is due. Raises
+    `BatchRefused` when the ledger refuses a write."""
     with collector_paused(), transaction.atomic():
-        claimed = claim_due(now, batch_size, left_out)
+        claimed, customers = claim_due(now, batch_size, left_out)
         if not claimed:
             return None
         try:
-            done, brought_up = run_schedules(claimed, now)
+            done, brought_up = run_schedules(claimed, customers, now)
         except IntegrityError as error:
             raise BatchRefused(claimed) from error
-    return done, {schedule.customer_id for schedule in claimed}, brought_up
+    return done, set(customers), brought_up
 
 
-def claim_due(now: dt.datetime, batch_size: int, left_out: Collection[int]) -> list[Schedule]:
-    """Lock and read up to `batch_size` schedules due now (those due a grant first), skipping
-    those another scheduler has locked and those of `left_out`'s customers. Read through the
-    indexes of what is due, so a read never walks the schedules done. A row locked here stays
-    due until this transaction writes it."""
-    claimed: dict[int, Schedule] = {}
+# What a batch reads of a customer: not its profile, which it never reads (parsing its
+# metadata and creation instant cost more than the rest of the row; a field deferred costs a
+# query if read: `test_a_batch_runs_as_many_statements_however_many_schedules_it_grants`).
+# A schedule is read whole: deferring its two unread fields saves less than it costs.
+CLAIMED_SCHEDULE = SCHEDULE
+CLAIMED_CUSTOMER = Columns(Customer, deferred=("name", "email", "metadata", "created_at"))
+# A schedule claimed with its customer: both rows locked, or neither (SKIP LOCKED passes over
+# a schedule another scheduler claimed and one whose customer a client or a scheduler holds).
+CLAIM = (
+    f"SELECT {CLAIMED_SCHEDULE.sql('s')}, {CLAIMED_CUSTOMER.sql('c')} FROM ledger_schedule s "
+    "JOIN customers_customer c ON c.id = s.customer_id WHERE "
+)
+
+
+def claim_due(
+    now: dt.datetime, batch_size: int, left_out: Collection[int]
+) -> tuple[list[Schedule], dict[int, Customer]]:
+    """Lock and read up to `batch_size` schedules due now (those due a grant first) with
+    their customers, but `left_out`'s. Read through the indexes of what is due, in their
+    order, so a read never walks the schedules done. A schedule locked here stays due
+    until this transaction writes it, and its customer is this transaction's alone."""
+    schedules: dict[int, Schedule] = {}
+    customers: dict[int, Customer] = {}
     for column in ("next_grant_at", "next_rollover_at"):
-        room = batch_size - len(claimed)
+        room = batch_size - len(schedules)
         if room <= 0:
             break
-        sql = f"SELECT {SCHEDULE.sql()} FROM ledger_schedule WHERE {column} <= %s"
+        sql = f"{CLAIM}s.{column} <= %s"
         params: list[Any] = [instant(now)]
         if left_out:
-            sql += f" AND customer_id NOT IN ({placeholders(len(left_out))})"
+            sql += f" AND s.customer_id NOT IN ({placeholders(len(left_out))})"
             params += list(left_out)
-        sql += f" ORDER BY {column} LIMIT %s{skip_locked()}"
-        for schedule in SCHEDULE.load(fetch(sql, [*params, room])):
-            claimed.setdefault(schedule.pk, schedule)
-    return list(claimed.values())
+        sql += f" ORDER BY s.{column} LIMIT %s{skip_locked('s, c')}"
+        take(fetch(sql, [*params, room]), schedules, customers)
+    return list(schedules.values()), customers
 
 
-def claim_again(schedule_pks: list[int], now: dt.datetime) -> list[Schedule]:
-    """These schedules read afresh and locked (unless another scheduler holds them), those
-    of them still due."""
+def claim_again(schedule_pks: list[int], now: dt.datetime) -> tuple[list[Schedule], dict]:
+    """These schedules read afresh and claimed with their customers (unless another process
+    holds them), those of them still due."""
+    schedules: dict[int, Schedule] = {}
+    customers: dict[int, Customer] = {}
     rows = fetch(
-        f"SELECT {SCHEDULE.sql()} FROM ledger_schedule "
-        f"WHERE id IN ({placeholders(len(schedule_pks))}){skip_locked()}",
-        schedule_pks,
+        f"{CLAIM}s.id IN ({placeholders(len(schedule_pks))}){skip_locked('s, c')}", schedule_pks
     )
-    return [schedule for schedule in SCHEDULE.load(rows) if is_due(schedule, now)]
+    take(rows, schedules, customers)
+    return [s for s in schedules.values() if is_due(s, now)], customers
+
+
+def take(rows: list[tuple], schedules: dict[int, Schedule], customers: dict[int, Customer]):
+    """The schedules and customers of `CLAIM`'s rows, added to these."""
+    for row in rows:
+        schedule = CLAIMED_SCHEDULE.load_row(row)
+        schedules.setdefault(schedule.pk, schedule)
+        if schedule.customer_id not in customers:
+            customers[schedule.customer_id] = CLAIMED_CUSTOMER.load_row(
+                row[CLAIMED_SCHEDULE.width :]
+            )
 
 
 def run_one_by_one(
@@ -418,7 +445,7 @@ def run_one_by_one(
     for customer_pk, schedule_pks in sorted(claimed.items()):
         try:
             with transaction.atomic():
-                done, alone = run_schedules(claim_again(schedule_pks, now), now)
+                done, alone = run_schedules(*claim_again(schedule_pks, now), now)
         except IntegrityError:
             logger.exception("could not grant the schedules of customer %s", customer_pk)
             continue
@@ -427,22 +454,19 @@ def run_one_by_one(
     return made, set(claimed), brought_up
 
 
-def run_schedules(claimed: list[Schedule], now: dt.datetime) -> tuple[int, set[int]]:
-    """Bring these claimed schedules of the customers no other process holds up to date, in
-    the caller's transaction: the customers locked and read in one statement, the terms,
-    projects and credit lines read in a statement each, and every write in one plan. Returns
-    how many grants and rollovers it made, and the customers it brought up to date."""
+def run_schedules(
+    claimed: list[Schedule], customers: dict[int, Customer], now: dt.datetime
+) -> tuple[int, set[int]]:
+    """Bring these claimed schedules of these (locked) customers up to date, in the caller's
+    transaction: the terms, projects and credit lines read in a statement each, and every
+    write in one plan. Returns how many grants and rollovers it made, and the customers it
+    brought up to date."""
     if not claimed:
-        return 0, set()
-    customers = customers_unless_busy({schedule.customer_id for schedule in claimed})
-    if not customers:
         return 0, set()
     projects = Project.objects.in_bulk({customer.project_id for customer in customers.values()})
     for customer in customers.values():
         customer.project = projects[customer.project_id]
-    schedules = sorted(
-        (s for s in claimed if s.customer_id in customers), key=lambda s: (s.customer_id, s.pk)
-    )
+    schedules = sorted(claimed, key=lambda s: (s.customer_id, s.pk))
     terms = terms_of([schedule.pk for schedule in schedules])
     lines = lines_of([customer for customer in customers.values() if customer.has_credit_line])
     due_now = [

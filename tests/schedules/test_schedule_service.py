@@ -5,6 +5,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from credits_project.errors import ScheduleNotActive
@@ -421,3 +423,26 @@ def test_a_grant_the_ledger_refuses_leaves_out_that_schedule_only(project):
     assert [key for key, *_ in grants("bronze")] == ["schedule:bronze:0", "schedule:bronze:1"]
     silver = Schedule.objects.get(schedule_id="silver")
     assert (silver.periods_granted, silver.next_grant_at) == (1, start)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db
+@pytest.mark.parametrize("customers", [60, 120])
+def test_a_batch_runs_as_many_statements_however_many_schedules_it_grants(project, customers):
+    # From 50 rows on every write of a batch is one statement, whatever its size, and the
+    # batch reads nothing row by row (a field the claim defers would be read so).
+    for n in range(customers):
+        create(project, f"s{n}", customer_id=f"c{n}")
+    start = calendar_of("s0").start(1)
+
+    with CaptureQueriesContext(connection) as queries:
+        made = services.grant_due(now=start)
+
+    assert made == customers
+    assert len(queries) == STATEMENTS_OF_A_BATCH, "\n".join(q["sql"][:70] for q in queries)
+
+
+# The batch: its two claims (grants, then rollovers due), the projects, the terms, the
+# webhook endpoints, the plan's new accounts, the rest of the plan; then the two claims that
+# find nothing more; a savepoint and its release around each.
+STATEMENTS_OF_A_BATCH = 13
