@@ -6,20 +6,25 @@ with plain INSERTs; then runs `manage.py run_scheduler --once` as a child proces
 grants the N periods, and `manage.py bulk_grant --all-customers` to the same customers.
 Prints grants/s of each and the child's peak resident memory, which should not grow with N.
 
-Measured here (2-core AMD EPYC, 24 GiB, Debian 12, Python 3.11.7, PostgreSQL 15.18; one run,
-bulk_grant's rate in the same run in brackets). The scheduler as it is (batches of 1,000
-customers claimed with SKIP LOCKED, two granting threads): 3,017 grants/s at 96 MiB for
-20,000 customers (2,696/s at 86 MiB), 3,456 grants/s at 102 MiB for 100,000 (2,719/s at
-86 MiB), 1.27 times bulk_grant's rate; memory flat. With one thread
-(SCHEDULER_GRANT_WORKERS=1), 100,000 customers: 2,502 grants/s at 88 MiB (3,055/s at
-86 MiB), 0.82 times: a grant costs the scheduler's Python about a third more than a bulk
-grant's (it reads the schedules and their terms, works the periods out and writes the
-schedules' progress), and the second thread builds a batch while the database writes the
-other's. Earlier, for 8,000 customers: each customer in a transaction of its own, 161
-grants/s; batches of 100 customers, 847 grants/s.
+Each size runs BENCH_SCHEDULE_ROUNDS rounds (3), each on customers of its own, each command
+first in every other round and after VACUUM ANALYZE and a CHECKPOINT; it prints medians and
+the ratio of rates to bulk_grant's.
+
+Measured here (2-core AMD EPYC, 24 GiB, Debian 12, Python 3.11.7, PostgreSQL 15.18), the
+scheduler as it is (batches of 1,000 schedules, each claimed with its customer in one
+statement, two granting threads): 2,311 grants/s at 95 MiB for 20,000 customers and 2,728
+grants/s at 95 MiB for 100,000, 1.09 times bulk_grant's rate at both sizes (2,111 and 2,507
+grants/s, 87 MiB); another run at 100,000: 3,254 against 2,660 grants/s, 1.22 times. Memory
+is flat. With one thread (SCHEDULER_GRANT_WORKERS=1, two rounds) 0.97 times: a grant costs
+the scheduler's Python about a fifth more than a bulk grant's (it reads the schedules and
+their terms, works the periods out and writes their progress), and the second thread builds
+a batch while the database writes the other's. Single runs vary by a tenth on this shared
+machine. Before the batches: 161 grants/s at 8,000 customers, each in a transaction of its
+own; 847 grants/s with 100 customers to a transaction.
 
 Run: `make bench`, or `scripts/with-postgres.sh python bench/schedules.py`. Sizes:
-BENCH_SCHEDULE_CUSTOMERS, comma-separated (default 20000,100000).
+BENCH_SCHEDULE_CUSTOMERS, comma-separated (default 20000,100000); rounds:
+BENCH_SCHEDULE_ROUNDS.
 """
 
 import os
