@@ -610,7 +610,8 @@ class ScheduleUpdateForm(ScheduleChoiceForm):
         ]
         return [
             ("Schedule", self.transaction_id),
-            *((f"{name} from the next period", text) for name, text in changes if text),
+            *((f"{name} from the next period", text) for name, text in changes[:3] if text),
+            *(("Ends", text) for _, text in changes[3:] if text),
             ("Reason", self.cleaned_data["reason"]),
         ]
 
@@ -623,7 +624,10 @@ def periods_of(text: str) -> Any:
         return UNSET
     if text.lower() == "never":
         return None
-    return int(text) if text.isdigit() else text
+    try:
+        return int(text, 10) if text.isascii() else text
+    except ValueError:
+        return text
 
 
 def rollover_of(text: str) -> Any:

@@ -83,8 +83,10 @@ def from_csv(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_rollover(body: dict[str, Any]) -> dict[str, Any]:
-    """The flat rollover columns as the API's `rollover` object."""
+    """The flat rollover columns as the API's `rollover` object (a null one is absent); a
+    row with both forms has its `rollover` refused, as an object the API would refuse."""
     caps = {CAPS[name]: body.pop(name) for name in list(CAPS) if name in body}
+    caps = {name: value for name, value in caps.items() if value is not None}
     if caps:
-        body["rollover"] = caps
+        body["rollover"] = caps if "rollover" not in body else "both rollover and its columns"
     return body

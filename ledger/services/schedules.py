@@ -304,7 +304,6 @@ def grant_due(
     to the next pass. A grant the ledger refuses (a client took its deposit key) fails its
     whole batch; the batch then runs again customer by customer, and only that customer's
     schedules are left out, logged, until an operator frees the key."""
-    now = now or timezone.now()
     batch_size = batch_size or settings.SCHEDULER_BATCH_SIZE
     workers = workers or settings.SCHEDULER_GRANT_WORKERS
     if (
@@ -318,6 +317,11 @@ def grant_due(
         passes = [
             pool.submit(on_own_connection, grant_pass, now, batch_size) for _ in range(workers)
         ]
+    failures = [done.exception() for done in passes if done.exception() is not None]
+    for failure in failures[1:]:  # the first is raised
+        logger.error("a scheduler thread's pass failed too", exc_info=failure)
+    if failures:
+        raise failures[0]
     return sum(done.result() for done in passes)
 
 
@@ -329,15 +333,18 @@ def on_own_connection(work: Callable[..., int], *args: Any) -> int:
         connections.close_all()
 
 
-def grant_pass(now: dt.datetime, batch_size: int) -> int:
-    """`grant_due`'s work on one connection: batch after batch until none is due."""
+def grant_pass(fixed_now: dt.datetime | None, batch_size: int) -> int:
+    """`grant_due`'s work on one connection: batch after batch until none is due as of the
+    pass's start. Each batch reads the clock afresh (unless the caller fixed it): its entries
+    are dated when they are written, as any writer's are."""
+    cutoff = fixed_now or timezone.now()
     made = 0
     left_out: set[int] = set()  # customers refused, or still behind: the next pass's
     while True:
         try:
-            batch = run_batch(now, batch_size, left_out)
+            batch = run_batch(cutoff, fixed_now or timezone.now(), batch_size, left_out)
         except BatchRefused as refused:
-            batch = run_one_by_one(refused.claimed, now)
+            batch = run_one_by_one(refused.claimed, fixed_now or timezone.now())
         if batch is None:
             return made
         done, claimed, brought_up = batch
@@ -358,14 +365,14 @@ class BatchRefused(IntegrityError):
 
 
 def run_batch(
-    now: dt.datetime, batch_size: int, left_out: Collection[int]
+    cutoff: dt.datetime, now: dt.datetime, batch_size: int, left_out: Collection[int]
 ) -> tuple[int, set[int], set[int]] | None:
-    """Claim up to `batch_size` due schedules (but `left_out`'s customers') and bring them up
-    to date in one transaction. Returns how many grants and rollovers it made, the customers
-    claimed and those of them it brought up to date; None when nothing is due. Raises
-    `BatchRefused` when the ledger refuses a write."""
+    """Claim up to `batch_size` schedules due by `cutoff` (but `left_out`'s customers') and
+    bring them up to date as of `now` in one transaction. Returns how many grants and
+    rollovers it made, the customers claimed and those of them it brought up to date; None
+    when nothing is due. Raises `BatchRefused` when the ledger refuses a write."""
     with collector_paused(), transaction.atomic():
-        claimed, customers = claim_due(now, batch_size, left_out)
+        claimed, customers = claim_due(cutoff, batch_size, left_out)
         if not claimed:
             return None
         try:
@@ -381,8 +388,11 @@ def run_batch(
 # A schedule is read whole: deferring its two unread fields saves less than it costs.
 CLAIMED_SCHEDULE = SCHEDULE
 CLAIMED_CUSTOMER = Columns(Customer, deferred=("name", "email", "metadata", "created_at"))
-# A schedule claimed with its customer: both rows locked, or neither (SKIP LOCKED passes over
-# a schedule another scheduler claimed and one whose customer a client or a scheduler holds).
+# A schedule claimed with its customer: SKIP LOCKED passes over a schedule another scheduler
+# claimed and one whose customer a client or a scheduler holds. A row passed over may keep
+# the lock taken on its schedule (or, when another scheduler has just brought it up to date,
+# on both) until the batch commits: a client writing that customer waits for at most one
+# batch, as it does for a customer in the batch.
 CLAIM = (
     f"SELECT {CLAIMED_SCHEDULE.sql('s')}, {CLAIMED_CUSTOMER.sql('c')} FROM ledger_schedule s "
     "JOIN customers_customer c ON c.id = s.customer_id WHERE "
@@ -490,8 +500,8 @@ def run_schedules(
 
 def is_due(schedule: Schedule, now: dt.datetime) -> bool:
     return any(
-        instant is not None and instant <= now
-        for instant in (schedule.next_grant_at, schedule.next_rollover_at)
+        when is not None and when <= now
+        for when in (schedule.next_grant_at, schedule.next_rollover_at)
     )
 
 

@@ -157,6 +157,7 @@ def test_an_operator_changes_every_term_of_a_schedule_and_the_review_names_each(
         ({}, {"__all__": ["Change at least one of the schedule's terms."]}),
         ({"rollover": "lots"}, {"rollover": None}),
         ({"expires_after_periods": "0"}, {"expires_after_periods": None}),
+        ({"expires_after_periods": "²"}, {"expires_after_periods": None}),  # a digit, not 0-9
         ({"ends_at": "soon"}, {"ends_at": None}),
         # Credits that never expire have nothing to roll over.
         ({"expires_after_periods": "never", "rollover": "5"}, {"__all__": None}),

@@ -186,10 +186,11 @@ def test_a_csv_file_that_is_not_a_schedule_file_is_refused_whole(
 def test_a_bad_csv_cell_is_refused_with_the_apis_code_on_its_line(project, tmp_path):
     path = tmp_path / "plans.csv"
     path.write_text(
-        "customer_id,amount,period,expires_after_periods,rollover_max_percent\n"
-        "a,ten,month,,\n"
-        "b,5,month,never,50\n"
-        "c,5,month,0,\n"
+        "customer_id,amount,period,expires_after_periods,rollover_max_percent,rollover\n"
+        "a,ten,month,,,\n"
+        "b,5,month,never,50,\n"
+        "c,5,month,0,,\n"
+        'd,5,month,,50,"{""max_amount"": 3}"\n'
     )
 
     _, err, code = run(str(path), "--project", project.name, "--run-id", "r")
@@ -198,4 +199,5 @@ def test_a_bad_csv_cell_is_refused_with_the_apis_code_on_its_line(project, tmp_p
     assert "line 2: invalid_amount" in err
     assert "line 3: invalid_rollover" in err  # nothing expires, so nothing rolls over
     assert "line 4: invalid_expires_after_periods" in err
+    assert "line 5: invalid_rollover" in err  # a cap in both forms
     assert not Schedule.objects.exists()
