@@ -26,19 +26,7 @@ MISSED = 3  # periods started while no scheduler ran, on top of the one granted 
 
 @pytest.mark.django_db(transaction=True)
 def test_schedulers_killed_mid_run_and_racing_clients_never_grant_twice_or_skip(project):
-    now = timezone.now()
-    created = now - MISSED * DAY - dt.timedelta(hours=1)
-    for n in range(SCHEDULES):
-        services.create_schedule(
-            project=project,
-            schedule_id=f"s{n}",
-            customer_id=f"c{n}",
-            amount=Decimal(10),
-            period="day",
-            rollover={"max_amount": Decimal(3)},
-            actor="test",
-            now=created,
-        )
+    schedules_missing_periods(project, SCHEDULES, rollover={"max_amount": Decimal(3)})
     failures: list[BaseException] = []
 
     def clients(numbers: range) -> None:
@@ -108,9 +96,9 @@ def test_schedulers_killed_mid_run_and_racing_clients_never_grant_twice_or_skip(
     assert check_ledger().problems == []
 
 
-def schedules_missing_periods(project, count: int) -> None:
-    """`count` daily schedules (customers c0, c1, ...) created MISSED days and an hour ago:
-    each has MISSED periods started and not granted."""
+def schedules_missing_periods(project, count: int, **fields) -> None:
+    """`count` daily schedules of 10 (customers c0, c1, ...; `fields` added) created MISSED
+    days and an hour ago: each has MISSED periods started and not granted."""
     created = timezone.now() - MISSED * DAY - dt.timedelta(hours=1)
     for n in range(count):
         services.create_schedule(
@@ -121,6 +109,7 @@ def schedules_missing_periods(project, count: int) -> None:
             period="day",
             actor="test",
             now=created,
+            **fields,
         )
 
 
